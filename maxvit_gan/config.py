@@ -11,14 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from maxvit_gan.models.config import DiscriminatorConfig, GeneratorConfig
-
-
-@dataclass
-class ModelConfig:
-    preset: str = "tiny"  # tiny | s | b | l: fills every generator/discriminator field left at None
-    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
-    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+from maxvit_gan.models.config import ModelConfig  # noqa: F401  (re-exported: part of the schema)
 
 
 @dataclass

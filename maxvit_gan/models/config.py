@@ -45,3 +45,23 @@ class DiscriminatorConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass
+class ModelConfig:
+    """What the user configures (`model.*`): a preset plus optional overrides.
+
+    Resolution and number of classes come from the data. `build_models` turns this into a
+    fully specified GeneratorConfig / DiscriminatorConfig.
+    """
+
+    preset: str = "tiny"  # tiny | s | b | l
+    z_dim: Optional[int] = None  # overrides of the preset (None = keep the preset's value)
+    channels: Optional[list[int]] = None
+    depths: Optional[list[int]] = None
+    window_sizes: Optional[list[int]] = None
+    grid_sizes: Optional[list[int]] = None
+    head_dim: Optional[int] = None
+    d_channel_base: Optional[int] = None
+    d_channel_max: Optional[int] = None
+    d_mbstd_group: Optional[int] = None

@@ -1,1 +1,32 @@
-"""nn"""
+"""Building blocks: Max-SA attention, MBConv, MaxViT block. No training code here."""
+
+from maxvit_gan.nn.attention import (
+    BlockAttention,
+    CrossAttention,
+    GridAttention,
+    RelativePositionBias,
+    grid_partition,
+    grid_reverse,
+    set_attention_backend,
+    window_partition,
+    window_reverse,
+)
+from maxvit_gan.nn.blocks import FeedForward, MaxViTBlock
+from maxvit_gan.nn.mbconv import LayerNorm2d, MBConv, SqueezeExcite
+
+__all__ = [
+    "BlockAttention",
+    "CrossAttention",
+    "FeedForward",
+    "GridAttention",
+    "LayerNorm2d",
+    "MBConv",
+    "MaxViTBlock",
+    "RelativePositionBias",
+    "SqueezeExcite",
+    "grid_partition",
+    "grid_reverse",
+    "set_attention_backend",
+    "window_partition",
+    "window_reverse",
+]

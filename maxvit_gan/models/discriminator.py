@@ -1,0 +1,113 @@
+"""Discriminator: StyleGAN2-style residual convnet, optional projection for classes.
+
+    RGB ─► 1x1 fromRGB ─► [residual block: conv3x3, conv3x3, blur-downsample; skip: blur-down + 1x1] x log2(R/4)
+        ─► 4x4: minibatch stddev ─► conv3x3 ─► fc ─► logit (+ <embed(class), features> when conditional)
+
+LeakyReLU 0.2, no BatchNorm (two forward passes before one backward would break DDP buffer
+sync), no equalized learning rate (HiT's D has none); Kaiming init.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from maxvit_gan.models.config import DiscriminatorConfig
+
+
+class BlurDownsample(nn.Module):
+    """[1, 3, 3, 1] low-pass filter with stride 2: halves each side exactly."""
+
+    def __init__(self):
+        super().__init__()
+        k = torch.tensor([1.0, 3.0, 3.0, 1.0])
+        k = torch.outer(k, k)
+        self.register_buffer("kernel", (k / k.sum())[None, None], persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c = x.shape[1]
+        return F.conv2d(x, self.kernel.to(x.dtype).expand(c, 1, 4, 4), stride=2, padding=1, groups=c)
+
+
+class DBlock(nn.Module):
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__()
+        self.conv0 = nn.Conv2d(in_channels, in_channels, 3, padding=1)
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1)
+        self.down = BlurDownsample()
+        self.skip = nn.Conv2d(in_channels, out_channels, 1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.leaky_relu(self.conv0(x), 0.2)
+        y = self.down(F.leaky_relu(self.conv1(y), 0.2))
+        return (self.skip(self.down(x)) + y) * math.sqrt(0.5)
+
+
+def minibatch_stddev(x: torch.Tensor, group_size: int) -> torch.Tensor:
+    """Append the mean (over features) std (over a group of samples) as one extra channel."""
+    n, c, h, w = x.shape
+    g = min(group_size, n)
+    while n % g:
+        g -= 1
+    y = x.float().view(g, n // g, c, h, w)
+    y = (y.var(dim=0, unbiased=False) + 1e-8).sqrt().mean(dim=(1, 2, 3))  # (n/g,)
+    y = y.view(1, n // g, 1, 1, 1).expand(g, -1, 1, h, w).reshape(n, 1, h, w)
+    return torch.cat([x, y.to(x.dtype)], dim=1)
+
+
+class Discriminator(nn.Module):
+    def __init__(self, cfg: DiscriminatorConfig):
+        super().__init__()
+        if cfg.resolution < 8 or cfg.resolution & (cfg.resolution - 1):
+            raise ValueError(f"DiscriminatorConfig.resolution must be a power of two >= 8, got {cfg.resolution}")
+        if not cfg.channel_base or not cfg.channel_max:
+            raise ValueError("DiscriminatorConfig: channel_base and channel_max must be set (use a preset)")
+        self.config = cfg
+        self.resolution = cfg.resolution
+        self.num_classes = cfg.num_classes
+        self.mbstd_group = cfg.mbstd_group
+
+        def ch(r: int) -> int:
+            return min(cfg.channel_base // r, cfg.channel_max)
+
+        self.from_rgb = nn.Conv2d(3, ch(cfg.resolution), 1)
+        blocks, r = [], cfg.resolution
+        while r > 4:
+            blocks.append(DBlock(ch(r), ch(r // 2)))
+            r //= 2
+        self.blocks = nn.ModuleList(blocks)
+        c4 = ch(4)
+        self.conv = nn.Conv2d(c4 + (1 if cfg.mbstd_group > 0 else 0), c4, 3, padding=1)
+        self.fc = nn.Linear(c4 * 16, c4)
+        self.out = nn.Linear(c4, 1)
+        self.embed = nn.Embedding(cfg.num_classes, c4) if cfg.num_classes > 0 else None
+        for m in self.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn.init.kaiming_normal_(m.weight, a=0.2, nonlinearity="leaky_relu")
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+        if self.embed is not None:
+            nn.init.normal_(self.embed.weight, std=c4**-0.5)
+
+    def forward(self, img: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """img: (B, 3, R, R) in [-1, 1]; labels: (B,) int64 -> logits (B,)."""
+        if img.ndim != 4 or img.shape[1:] != (3, self.resolution, self.resolution):
+            raise ValueError(
+                f"Discriminator: expected images of shape (B, 3, {self.resolution}, {self.resolution}), got {tuple(img.shape)}"
+            )
+        if self.embed is not None and labels is None:
+            raise ValueError(f"Discriminator: conditional model ({self.num_classes} classes) needs labels")
+        x = F.leaky_relu(self.from_rgb(img), 0.2)
+        for block in self.blocks:
+            x = block(x)
+        if self.mbstd_group > 0:
+            x = minibatch_stddev(x, self.mbstd_group)
+        x = F.leaky_relu(self.conv(x), 0.2)
+        h = F.leaky_relu(self.fc(x.flatten(1)), 0.2)
+        logit = self.out(h).squeeze(1)
+        if self.embed is not None:
+            logit = logit + (self.embed(labels) * h).sum(1)
+        return logit

@@ -1,0 +1,124 @@
+"""Generator: the HiT layout with MaxViT blocks.
+
+    z ──► Linear ──► 8x8 x C0 map (+ position embedding)
+    z ──► Linear ──► 16 latent tokens (+ position embedding) [+ class-embedding tokens]
+    for each stage (8, 16, ..., R px):
+        [pixel shuffle 2x + 1x1 conv to the stage width]  (all but the first stage)
+        + learned absolute position embedding
+        cross-attention: every pixel attends to the latent tokens (the latent modulates each stage)
+        N x MaxViTBlock (MBConv -> block attention -> grid attention)   stages < 128 px
+        N x MBConv                                                     stages >= 128 px (no attention)
+        skip-to-RGB at the MBConv stages and the stage before them; earlier RGB is upsampled and added
+    -> (B, 3, R, R), in the [-1, 1] scale, not clamped (clamp only when saving images)
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from maxvit_gan.models.config import GeneratorConfig
+from maxvit_gan.nn import CrossAttention, LayerNorm2d, MaxViTBlock, MBConv
+
+
+class ToRGB(nn.Module):
+    def __init__(self, channels: int):
+        super().__init__()
+        self.norm = LayerNorm2d(channels)
+        self.conv = nn.Conv2d(channels, 3, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(self.norm(x))
+
+
+class Upsample(nn.Module):
+    """Pixel shuffle 2x (C -> C/4 at twice the side), then 1x1 conv to the next width (HiT)."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__()
+        if in_channels % 4:
+            raise ValueError(f"pixel shuffle needs a width divisible by 4, got {in_channels}")
+        self.conv = nn.Conv2d(in_channels // 4, out_channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(F.pixel_shuffle(x, 2))
+
+
+class Stage(nn.Module):
+    def __init__(self, cfg: GeneratorConfig, index: int, side: int, in_channels: int | None, latent_dim: int, to_rgb: bool):
+        super().__init__()
+        dim = cfg.channels[index]
+        heads = max(1, dim // cfg.head_dim)
+        window, grid = cfg.window_sizes[index], cfg.grid_sizes[index]
+        self.side = side
+        self.upsample = Upsample(in_channels, dim) if in_channels is not None else None
+        self.pos_embed = nn.Parameter(torch.zeros(1, dim, side, side))
+        nn.init.trunc_normal_(self.pos_embed, std=0.02)
+        self.cross_attn = CrossAttention(dim, latent_dim, heads)
+        if window > 0:
+            blocks = [MaxViTBlock(dim, heads, window, grid, cfg.mlp_ratio, cfg.mbconv_expand) for _ in range(cfg.depths[index])]
+        else:
+            blocks = [MBConv(dim, dim, expand=cfg.mbconv_expand) for _ in range(cfg.depths[index])]
+        self.blocks = nn.ModuleList(blocks)
+        self.to_rgb = ToRGB(dim) if to_rgb else None
+
+    def forward(self, x: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
+        if self.upsample is not None:
+            x = self.upsample(x)
+        x = self.cross_attn(x + self.pos_embed, latents)
+        for block in self.blocks:
+            x = block(x)
+        return x
+
+
+class Generator(nn.Module):
+    def __init__(self, cfg: GeneratorConfig):
+        super().__init__()
+        n = len(cfg.channels or [])
+        if n == 0 or any(len(getattr(cfg, k) or []) != n for k in ("depths", "window_sizes", "grid_sizes")):
+            raise ValueError(
+                "GeneratorConfig: channels, depths, window_sizes and grid_sizes must be lists of one entry per "
+                f"stage (8 px .. resolution); got {cfg}"
+            )
+        if 8 * 2 ** (n - 1) != cfg.resolution:
+            raise ValueError(f"GeneratorConfig: {n} stages give {8 * 2 ** (n - 1)} px, but resolution={cfg.resolution}")
+        self.config = cfg
+        self.resolution = cfg.resolution
+        self.z_dim = cfg.z_dim
+        self.num_classes = cfg.num_classes
+        c0 = cfg.channels[0]
+        self.latent_dim = c0
+        self.input = nn.Linear(cfg.z_dim, 64 * c0)
+        self.latent = nn.Linear(cfg.z_dim, cfg.num_latent_tokens * c0)
+        self.latent_pos = nn.Parameter(torch.zeros(1, cfg.num_latent_tokens, c0))
+        nn.init.trunc_normal_(self.latent_pos, std=0.02)
+        self.class_embed = (
+            nn.Embedding(cfg.num_classes, cfg.class_embed_tokens * c0) if cfg.num_classes > 0 else None
+        )
+        no_attn = [w == 0 for w in cfg.window_sizes]
+        stages = []
+        for i in range(n):
+            to_rgb = i == n - 1 or no_attn[i] or no_attn[i + 1]
+            stages.append(Stage(cfg, i, 8 * 2**i, cfg.channels[i - 1] if i else None, c0, to_rgb))
+        self.stages = nn.ModuleList(stages)
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """z: (B, z_dim); labels: (B,) int64 class indices (conditional models) -> (B, 3, R, R)."""
+        if z.ndim != 2 or z.shape[1] != self.z_dim:
+            raise ValueError(f"Generator: z must have shape (B, {self.z_dim}), got {tuple(z.shape)}")
+        if self.class_embed is not None and labels is None:
+            raise ValueError(f"Generator: conditional model ({self.num_classes} classes) needs labels")
+        b = z.shape[0]
+        z = z * torch.rsqrt(z.square().mean(1, keepdim=True) + 1e-8)  # 2nd-moment normalisation
+        x = self.input(z).view(b, self.latent_dim, 8, 8)
+        latents = self.latent(z).view(b, -1, self.latent_dim) + self.latent_pos
+        if self.class_embed is not None:
+            latents = torch.cat([latents, self.class_embed(labels).view(b, -1, self.latent_dim)], dim=1)
+        rgb = None
+        for stage in self.stages:
+            x = stage(x, latents)
+            if stage.to_rgb is not None:
+                out = stage.to_rgb(x)
+                rgb = out if rgb is None else out + F.interpolate(rgb, scale_factor=2.0, mode="bilinear", align_corners=False)
+        return rgb
