@@ -1,0 +1,176 @@
+"""Max-SA building blocks: partitions, locality, SDPA vs reference, dtypes, layouts, cost."""
+
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from maxvit_gan.nn import (
+    BlockAttention,
+    CrossAttention,
+    GridAttention,
+    MaxViTBlock,
+    MBConv,
+    grid_partition,
+    grid_reverse,
+    set_attention_backend,
+    window_partition,
+    window_reverse,
+)
+
+
+@pytest.mark.parametrize("h,w,p", [(8, 8, 4), (8, 12, 4), (6, 10, 2), (16, 8, 8)])
+def test_partition_round_trip(h, w, p):
+    x = torch.randn(2, h, w, 5)
+    assert torch.equal(window_reverse(window_partition(x, p, p), p, p, h, w), x)
+    assert torch.equal(grid_reverse(grid_partition(x, p, p), p, p, h, w), x)
+
+
+def test_window_tiles_are_contiguous_and_grid_tokens_are_spaced():
+    h = w = 8
+    idx = torch.arange(h * w).view(1, h, w, 1)
+    tiles = window_partition(idx, 4, 4)[..., 0]  # (4 tiles, 16)
+    assert tiles.shape == (4, 16)
+    # first tile = rows 0..3, cols 0..3
+    expected = torch.tensor([r * w + c for r in range(4) for c in range(4)])
+    assert torch.equal(tiles[0], expected)
+    # second tile = rows 0..3, cols 4..7
+    assert torch.equal(tiles[1], expected + 4)
+    groups = grid_partition(idx, 4, 4)[..., 0]  # G=4: tokens spaced H/G = 2 apart
+    assert groups.shape == (4, 16)
+    expected = torch.tensor([r * 2 * w + c * 2 for r in range(4) for c in range(4)])
+    assert torch.equal(groups[0], expected)
+    assert torch.equal(groups[1], expected + 1)  # next group: offset one column
+    assert torch.equal(groups[2], expected + w)  # offset one row
+
+
+def _input_dependency(module, shape, out_yx):
+    x = torch.randn(*shape, requires_grad=True)
+    y = module(x)
+    y[0, :, out_yx[0], out_yx[1]].sum().backward()
+    return x.grad[0].abs().sum(0) > 0  # (H, W) mask of pixels the output depends on
+
+
+def test_block_attention_is_local_to_its_tile():
+    attn = BlockAttention(32, 2, window_size=4)
+    dep = _input_dependency(attn, (1, 32, 16, 16), (5, 6))
+    expected = torch.zeros(16, 16, dtype=torch.bool)
+    expected[4:8, 4:8] = True
+    assert torch.equal(dep, expected)
+
+
+def test_grid_attention_is_local_to_its_grid_group():
+    attn = GridAttention(32, 2, grid_size=4)  # stride 16/4 = 4
+    dep = _input_dependency(attn, (1, 32, 16, 16), (5, 6))
+    expected = torch.zeros(16, 16, dtype=torch.bool)
+    expected[1::4, 2::4] = True
+    assert torch.equal(dep, expected)
+
+
+def test_maxvit_block_has_global_receptive_field():
+    block = MaxViTBlock(32, 2, window_size=4, grid_size=4)
+    for p in block.parameters():  # zero-init projections would hide the MBConv path
+        torch.nn.init.normal_(p, std=0.1)
+    dep = _input_dependency(block, (1, 32, 16, 16), (0, 0))
+    assert dep.all()
+
+
+@pytest.mark.parametrize("cls,size", [(BlockAttention, 4), (GridAttention, 4)])
+@pytest.mark.parametrize("hw", [(8, 8), (8, 12), (6, 10), (3, 3)])
+def test_sdpa_equals_reference(cls, size, hw):
+    attn = cls(64, 2, size)
+    x = torch.randn(2, 64, *hw)
+    y_sdpa = attn(x)
+    y_ref = set_attention_backend(attn, False)(x)
+    assert y_sdpa.shape == x.shape
+    assert torch.allclose(y_sdpa, y_ref, atol=1e-5, rtol=1e-5)
+
+
+def test_padding_does_not_leak_into_real_tokens():
+    """A 6x6 map with window 4 is padded to 8x8; results must not depend on the pad value,
+    and must equal attention computed on the cropped tiles directly."""
+    torch.manual_seed(1)
+    attn = BlockAttention(32, 1, 4)
+    x = torch.randn(1, 32, 6, 6)
+    y = attn(x)
+    # tile (0,0) of the padded map holds x[:, :, :4, :4] and nothing else: same as a 4x4 map
+    y00 = attn(x[:, :, :4, :4])
+    assert torch.allclose(y[:, :, :4, :4], y00, atol=1e-5)
+    # the bottom-right tile holds only the 2x2 real tokens
+    y11 = attn(x[:, :, 4:, 4:])
+    assert torch.allclose(y[:, :, 4:, 4:], y11, atol=1e-5)
+
+
+def test_window_clamps_to_small_map():
+    attn = BlockAttention(32, 1, 8)
+    x = torch.randn(2, 32, 4, 4)  # window 8 > map 4: one 4x4 window = full attention
+    y = attn(x)
+    dep = _input_dependency(attn, (1, 32, 4, 4), (0, 0))
+    assert y.shape == x.shape and dep.all()
+
+
+def test_bf16_autocast_is_finite():
+    block = MaxViTBlock(64, 2, 4, 4)
+    x = torch.randn(2, 64, 16, 16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = block(x)
+    assert torch.isfinite(y).all()
+    assert (y.float() - block(x)).abs().max() < 0.5
+
+
+def test_channels_last_gives_same_output():
+    block = MaxViTBlock(64, 2, 4, 4)
+    for p in block.parameters():
+        torch.nn.init.normal_(p, std=0.05)
+    x = torch.randn(2, 64, 16, 16)
+    y = block(x)
+    y_cl = block.to(memory_format=torch.channels_last)(x.to(memory_format=torch.channels_last))
+    assert torch.allclose(y, y_cl, atol=1e-5)
+
+
+def test_mbconv_width_change_and_upsampling():
+    m = MBConv(32, 64, upsample=True)
+    y = m(torch.randn(2, 32, 8, 8))
+    assert y.shape == (2, 64, 16, 16)
+    m = MBConv(32, 16)
+    assert m(torch.randn(1, 32, 5, 7)).shape == (1, 16, 5, 7)
+
+
+def test_cross_attention_depends_on_context():
+    ca = CrossAttention(32, 48, 2)
+    for p in ca.parameters():
+        torch.nn.init.normal_(p, std=0.1)
+    x = torch.randn(2, 32, 4, 4)
+    c1, c2 = torch.randn(2, 16, 48), torch.randn(2, 16, 48)
+    assert ca(x, c1).shape == x.shape
+    assert not torch.allclose(ca(x, c1), ca(x, c2))
+
+
+def _attention_flops(module, x):
+    with FlopCounterMode(display=False) as counter:
+        module(x)
+    return counter.get_total_flops()
+
+
+def test_attention_work_is_linear_in_pixels():
+    """x4 pixels -> x4 FLOPs for Max-SA (counted with SDPA calls), x16 for full attention's
+    score matrix."""
+    block = MaxViTBlock(32, 1, 4, 4)
+    f16 = _attention_flops(block, torch.randn(1, 32, 16, 16))
+    f32 = _attention_flops(block, torch.randn(1, 32, 32, 32))
+    assert f32 / f16 == pytest.approx(4.0, rel=1e-3)  # squeeze-excite on pooled vectors is constant
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+
+    def full_attention(x):
+        t = x.flatten(2).transpose(1, 2)[:, None]
+        return sdpa(t, t, t)
+
+    class Full(torch.nn.Module):
+        def forward(self, x):
+            return full_attention(x)
+
+    g16 = _attention_flops(Full(), torch.randn(1, 32, 16, 16))
+    g32 = _attention_flops(Full(), torch.randn(1, 32, 32, 32))
+    assert g32 / g16 == pytest.approx(16.0, rel=1e-6)
+    # and the SDPA calls in the block do count: removing attention changes the total
+    blk_attn = BlockAttention(32, 1, 4)
+    assert _attention_flops(blk_attn, torch.randn(1, 32, 16, 16)) > 0
