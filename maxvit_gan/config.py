@@ -46,3 +46,90 @@ class MetricsConfig:
     kid: bool = True
     inception_score: bool = True
     fid: FIDConfig = field(default_factory=FIDConfig)
+
+
+@dataclass
+class OptimConfig:
+    g_lr: float = 1e-4  # Adam learning rate of G
+    d_lr: float = 1e-4  # Adam learning rate of D
+    betas: list[float] = field(default_factory=lambda: [0.0, 0.99])
+    eps: float = 1e-8
+
+
+@dataclass
+class LossConfig:
+    kind: str = "nonsaturating"  # nonsaturating | hinge
+    r1_gamma: float = 20.0  # R1 weight, StyleGAN convention: penalty = gamma/2 * |grad D(x)|^2 (HiT "cost 10")
+    r1_interval: int = 1  # >1: lazy R1 every N D steps, weight x N (StyleGAN2)
+    diffaug: str = ""  # DiffAugment policy, e.g. "color,translation,cutout" (applied to reals and fakes)
+    bcr_weight: float = 0.0  # balanced consistency regularization weight (0 = off); needs diffaug
+
+
+@dataclass
+class TrainConfig:
+    kimg: float = 100.0  # total length in thousands of real images shown to D
+    batch_size: int = 32  # global batch (all processes x accumulation)
+    grad_accum: int = 1  # micro-batches per step and process
+    mixed_precision: str = "no"  # no | bf16 | fp16 (fp16 uses a grad scaler); overrides the launcher
+    ema_half_life_kimg: float = 10.0  # EMA half-life in kimg (StyleGAN); see ema_decay
+    ema_rampup: Optional[float] = 0.05  # half-life <= rampup * images seen (None = off)
+    ema_decay: Optional[float] = None  # fixed decay per step instead (HiT: 0.999)
+    ema_start_kimg: float = 0.0  # copy G into the EMA until then
+    tick_kimg: float = 1.0  # progress line every N kimg
+    snapshot_kimg: float = 10.0  # EMA sample grid every N kimg (and at 0 and the end)
+    checkpoint_kimg: float = 50.0  # checkpoint every N kimg (and at the end)
+    keep_checkpoints: int = 2  # keep the newest K (the best-FID one is kept besides)
+    grid_rows: int = 8  # snapshot grid: rows x cols (one class per row when conditional)
+    grid_cols: int = 8
+    compile: bool = False  # torch.compile G and D
+    channels_last: bool = False  # channels_last memory format for G and D
+    nan_policy: str = "stop"  # stop | skip: what a non-finite loss does
+    max_skipped_steps: int = 10  # with nan_policy=skip: stop after this many skipped steps
+    log_tensorboard: bool = True
+
+
+@dataclass
+class RunConfig:
+    """The whole training job (conf/train.yaml)."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    seed: int = 0
+    resume: Optional[str] = None  # None | auto (newest checkpoint of the run directory) | PATH
+    run_dir: Optional[str] = None  # set by the script from Hydra's run directory
+    experiment: Optional[str] = None  # name of the experiment preset, for the record
+
+
+def to_dataclass(cls: type, node: Any):
+    """Build dataclass ``cls`` from a plain dict, recursively; unknown keys raise, naming them."""
+    import dataclasses
+    import typing
+
+    if not isinstance(node, dict):
+        raise TypeError(f"expected a mapping for {cls.__name__}, got {type(node).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(node) - names)
+    if unknown:
+        raise ValueError(f"{cls.__name__}: unknown key(s) {unknown}; valid keys: {sorted(names)}")
+    kwargs = {}
+    for key, value in node.items():
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint) and isinstance(value, dict):
+            value = to_dataclass(hint, value)
+        kwargs[key] = value
+    return cls(**kwargs)
+
+
+def register_configs() -> None:
+    """Register the schemas with Hydra's ConfigStore (scripts call this before @hydra.main)."""
+    from hydra.core.config_store import ConfigStore
+
+    cs = ConfigStore.instance()
+    cs.store(name="run_schema", node=RunConfig)
+    cs.store(group="model", name="model_schema", node=ModelConfig)
+    cs.store(group="data", name="data_schema", node=DataConfig)

@@ -1,0 +1,540 @@
+"""The training loop on Hugging Face Accelerate.
+
+One step = a D phase then a G phase (StyleGAN2-ADA's order), each over ``grad_accum``
+micro-batches, then the EMA update:
+
+* gradient accumulation is explicit: ``accelerator.no_sync`` on all micro-batches but the
+  last of a phase, one optimizer step per phase. (Accelerate's ``accumulate`` counts calls,
+  so two networks inside it step at the wrong times.) During the G phase, D runs under
+  ``no_sync`` with ``requires_grad`` off: D's gradients are neither computed nor reduced.
+* R1 uses ``torch.autograd.grad`` w.r.t. the input (see losses.r1_penalty).
+* every random draw of a step (latents, fake labels, flips, augmentation) comes from a
+  ``torch.Generator`` seeded by (seed, rank, step); the data order from (seed, epoch).
+  With the models, optimizers and EMA restored from a checkpoint, resume is bit-exact.
+* the EMA generator lives outside ``prepare`` on every rank and follows the unwrapped G.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from accelerate.utils import DistributedDataParallelKwargs
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from maxvit_gan.config import RunConfig
+from maxvit_gan.data import build_dataset
+from maxvit_gan.models import EMA, build_models, ema_beta, save_generator
+from maxvit_gan.models.pretrained import GENERATOR_FILE
+from maxvit_gan.sampling import image_grid
+from maxvit_gan.training import checkpoint as ckpt
+from maxvit_gan.training.augment import diff_augment, parse_policy
+from maxvit_gan.training.losses import LOSSES, consistency_loss, d_loss, g_loss, r1_penalty
+
+
+class NonFiniteLossError(RuntimeError):
+    pass
+
+
+def step_generator(seed: int, rank: int, step: int, stream: int = 0) -> torch.Generator:
+    """A CPU generator that depends only on (seed, rank, step, stream)."""
+    state = np.random.SeedSequence([seed, rank, step, stream]).generate_state(2, dtype=np.uint64)
+    return torch.Generator().manual_seed(int(state[0] >> np.uint64(1)))
+
+
+class EpochSampler(torch.utils.data.Sampler):
+    """This rank's share of epoch ``epoch``'s permutation, from sample ``start`` on.
+
+    The permutation depends on (seed, epoch) only; rank r takes positions r, r+W, ...
+    (every rank gets the same count, the remainder is dropped).
+    """
+
+    def __init__(self, n: int, rank: int, world: int, seed: int, epoch: int, start: int = 0):
+        self.per_rank = n // world
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100003 + epoch))
+        self.indices = perm[rank : self.per_rank * world : world][start:].tolist()
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __iter__(self):
+        return iter(self.indices)
+
+
+def validate_config(cfg: RunConfig, world: int) -> None:
+    t = cfg.train
+    if cfg.loss.kind not in LOSSES:
+        raise ValueError(f"loss.kind: unknown loss {cfg.loss.kind!r}; choose one of {LOSSES}")
+    if t.batch_size % (world * t.grad_accum):
+        raise ValueError(
+            f"train.batch_size={t.batch_size} must be divisible by processes x train.grad_accum = {world} x {t.grad_accum}"
+        )
+    if t.mixed_precision not in ("no", "bf16", "fp16"):
+        raise ValueError(f"train.mixed_precision: {t.mixed_precision!r}; choose no, bf16 or fp16")
+    if t.nan_policy not in ("stop", "skip"):
+        raise ValueError(f"train.nan_policy: {t.nan_policy!r}; choose stop or skip")
+    if cfg.loss.bcr_weight > 0 and not cfg.loss.diffaug:
+        raise ValueError("loss.bcr_weight > 0 needs an augmentation: set loss.diffaug (e.g. color,translation,cutout)")
+    parse_policy(cfg.loss.diffaug)
+    if cfg.resume not in (None, "", "auto") and not Path(cfg.resume).is_dir():
+        raise FileNotFoundError(f"resume: checkpoint directory {cfg.resume} does not exist")
+
+
+class RunLogger:
+    """Rank 0 only: metrics.jsonl, TensorBoard, progress bar and the StyleGAN-style tick line."""
+
+    def __init__(self, run_dir: Path, enabled: bool, total_kimg: float, start_kimg: float, tensorboard: bool):
+        self.enabled = enabled
+        self.tb = None
+        self.bar = None
+        if not enabled:
+            return
+        self.jsonl = open(run_dir / "metrics.jsonl", "a")
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb = SummaryWriter(str(run_dir / "tensorboard"))
+            except ImportError:  # tensorboard is a dependency, but keep training without it
+                self.tb = None
+        self.bar = tqdm(total=round(total_kimg, 3), initial=round(start_kimg, 3), unit="kimg", dynamic_ncols=True)
+
+    def line(self, text: str) -> None:
+        if self.enabled:
+            tqdm.write(text)
+
+    def record(self, stats: dict, step: int) -> None:
+        if not self.enabled:
+            return
+        self.jsonl.write(json.dumps(stats) + "\n")
+        self.jsonl.flush()
+        if self.tb is not None:
+            for k, v in stats.items():
+                if isinstance(v, (int, float)) and k not in ("step",):
+                    self.tb.add_scalar(k, v, step)
+
+    def image(self, tag: str, pil_image, step: int) -> None:
+        if self.enabled and self.tb is not None:
+            self.tb.add_image(tag, np.asarray(pil_image), step, dataformats="HWC")
+
+    def advance(self, kimg: float) -> None:
+        if self.bar is not None:
+            self.bar.n = round(kimg, 3)
+            self.bar.refresh()
+
+    def close(self) -> None:
+        if self.enabled:
+            self.bar.close()
+            self.jsonl.close()
+            if self.tb is not None:
+                self.tb.close()
+
+
+class Trainer:
+    def __init__(self, cfg: RunConfig, accelerator: Accelerator | None = None):
+        self.cfg = cfg
+        t = cfg.train
+        self.accelerator = accelerator or Accelerator(
+            mixed_precision=t.mixed_precision,  # from the config alone, not the launcher
+            kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=False)],
+        )
+        acc = self.accelerator
+        self.rank, self.world = acc.process_index, acc.num_processes
+        validate_config(cfg, self.world)
+        self.run_dir = Path(cfg.run_dir or "outputs/run")
+        self.ckpt_dir = self.run_dir / "checkpoints"
+        if acc.is_main_process:
+            (self.run_dir / "samples").mkdir(parents=True, exist_ok=True)
+
+        self.dataset = build_dataset(cfg.data)
+        self.num_classes = self.dataset.num_classes if cfg.data.conditional else 0
+        labels = np.asarray(self.dataset.labels) if self.num_classes else None
+        self.label_probs = (
+            torch.from_numpy(np.bincount(labels, minlength=self.num_classes) / len(labels)).float()
+            if self.num_classes
+            else None
+        )
+        G, D = build_models(cfg.model, cfg.data.resolution, self.num_classes)
+        if t.channels_last:
+            G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
+        self.ema = EMA(G).to(acc.device)
+        betas = tuple(cfg.optim.betas)
+        opt_g = torch.optim.Adam(G.parameters(), lr=cfg.optim.g_lr, betas=betas, eps=cfg.optim.eps)
+        opt_d = torch.optim.Adam(D.parameters(), lr=cfg.optim.d_lr, betas=betas, eps=cfg.optim.eps)
+        if t.compile:
+            G, D = torch.compile(G), torch.compile(D)
+        self.G, self.D, self.opt_g, self.opt_d = acc.prepare(G, D, opt_g, opt_d)
+        self.augment = parse_policy(cfg.loss.diffaug)
+
+        self.batch_per_rank = t.batch_size // self.world
+        self.micro = self.batch_per_rank // t.grad_accum
+        self.state = dict(step=0, nimg=0, epoch=0, epoch_pos=0, best_fid=None, best_step=None, skipped_steps=0)
+        self._stop_signal = False
+
+    # ------------------------------------------------------------------ data
+
+    def _epoch_iter(self):
+        """Yield (uint8 images, labels) per step forever, tracking (epoch, position)."""
+        cfg = self.cfg
+        while True:
+            sampler = EpochSampler(
+                len(self.dataset), self.rank, self.world, cfg.seed, self.state["epoch"], self.state["epoch_pos"]
+            )
+            if len(sampler) < self.batch_per_rank and self.state["epoch_pos"] == 0:
+                raise ValueError(
+                    f"data: the dataset has {len(self.dataset)} images, fewer than one batch per process "
+                    f"({self.batch_per_rank}); lower train.batch_size"
+                )
+            loader = DataLoader(
+                self.dataset,
+                batch_size=self.batch_per_rank,
+                sampler=sampler,
+                num_workers=cfg.data.num_workers,
+                drop_last=True,
+                pin_memory=self.accelerator.device.type == "cuda",
+                persistent_workers=False,
+            )
+            for images, labels in loader:
+                self.state["epoch_pos"] += self.batch_per_rank
+                yield images, labels
+            self.state["epoch"] += 1
+            self.state["epoch_pos"] = 0
+
+    def _prepare_reals(self, images: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        x = images.to(self.accelerator.device, non_blocking=True).float() / 127.5 - 1.0
+        if self.cfg.data.xflip:
+            flip = (torch.rand(x.shape[0], generator=gen) < 0.5).to(x.device)
+            x = torch.where(flip[:, None, None, None], x.flip(3), x)
+        if self.cfg.train.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def _latents(self, n: int, gen: torch.Generator):
+        dev = self.accelerator.device
+        z = torch.randn(n, self.ema.module.z_dim, generator=gen).to(dev)
+        c = torch.multinomial(self.label_probs, n, replacement=True, generator=gen).to(dev) if self.num_classes else None
+        return z, c
+
+    # ------------------------------------------------------------------ one step
+
+    def _aug(self, x, gen):
+        return diff_augment(x, self.augment, gen) if self.augment else x
+
+    def train_step(self, images: torch.Tensor, labels: torch.Tensor) -> dict:
+        cfg, acc = self.cfg, self.accelerator
+        step = self.state["step"]
+        gen = step_generator(cfg.seed, self.rank, step)
+        reals = self._prepare_reals(images, gen)
+        real_c = labels.to(acc.device) if self.num_classes else None
+        n_micro = cfg.train.grad_accum
+        do_r1 = cfg.loss.r1_gamma > 0 and step % cfg.loss.r1_interval == 0
+        stats = torch.zeros(4, device=acc.device)  # loss_d, loss_g, r1, bcr
+
+        # ---- D phase
+        self.D.requires_grad_(True)
+        for i in range(n_micro):
+            sl = slice(i * self.micro, (i + 1) * self.micro)
+            z, c = self._latents(self.micro, gen)
+            with torch.no_grad():
+                fakes = self.G(z, c)
+            with acc.no_sync(self.D) if i < n_micro - 1 else _nullcontext():
+                x_real = reals[sl].detach().requires_grad_(do_r1)
+                rc = real_c[sl] if real_c is not None else None
+                real_logits = self.D(self._aug(x_real, gen), rc)
+                fake_logits = self.D(self._aug(fakes, gen), c)
+                loss = d_loss(cfg.loss.kind, real_logits.float(), fake_logits.float())
+                stats[0] += loss.detach() / n_micro
+                if do_r1:
+                    r1 = r1_penalty(real_logits, x_real, acc.scaler).mean()
+                    loss = loss + 0.5 * cfg.loss.r1_gamma * cfg.loss.r1_interval * r1
+                    stats[2] += r1.detach() / n_micro
+                if cfg.loss.bcr_weight > 0:  # logits of un-augmented vs augmented (bCR)
+                    plain = self.D(torch.cat([x_real.detach(), fakes]), _cat(rc, c)).float()
+                    both = torch.cat([real_logits, fake_logits]).float()
+                    bcr = consistency_loss(both, plain)
+                    loss = loss + cfg.loss.bcr_weight * bcr
+                    stats[3] += bcr.detach() / n_micro
+                acc.backward(loss / n_micro)
+        if not self._finite_everywhere(stats[0] + stats[2] + stats[3], "loss_D"):
+            self.opt_d.zero_grad(set_to_none=True)
+            return self._skip(stats)
+        self.opt_d.step()
+        self.opt_d.zero_grad(set_to_none=True)
+
+        # ---- G phase
+        self.D.requires_grad_(False)
+        for i in range(n_micro):
+            z, c = self._latents(self.micro, gen)
+            with acc.no_sync(self.D), (acc.no_sync(self.G) if i < n_micro - 1 else _nullcontext()):
+                logits = self.D(self._aug(self.G(z, c), gen), c)
+                loss = g_loss(cfg.loss.kind, logits.float())
+                stats[1] += loss.detach() / n_micro
+                acc.backward(loss / n_micro)
+        self.D.requires_grad_(True)
+        if not self._finite_everywhere(stats[1], "loss_G"):
+            self.opt_g.zero_grad(set_to_none=True)
+            return self._skip(stats)
+        self.opt_g.step()
+        self.opt_g.zero_grad(set_to_none=True)
+
+        # ---- EMA
+        self.state["step"] += 1
+        self.state["nimg"] += cfg.train.batch_size
+        self.ema.update(acc.unwrap_model(self.G), self._ema_beta())
+        return {"loss_D": stats[0], "loss_G": stats[1], "r1": stats[2], "bcr": stats[3]}
+
+    def _ema_beta(self) -> float:
+        t, nimg = self.cfg.train, self.state["nimg"]
+        if nimg < t.ema_start_kimg * 1000:
+            return 0.0
+        if t.ema_decay is not None:
+            return t.ema_decay
+        return ema_beta(t.batch_size, t.ema_half_life_kimg, t.ema_rampup, nimg)
+
+    def _finite_everywhere(self, value: torch.Tensor, name: str) -> bool:
+        """Same verdict on every rank (one tiny all-reduce). Raises under nan_policy=stop."""
+        bad = (~torch.isfinite(value)).float().reshape(1)
+        if self.world > 1:
+            bad = self.accelerator.reduce(bad, reduction="sum")
+        if bad.item() == 0:
+            return True
+        if self.cfg.train.nan_policy == "stop":
+            raise NonFiniteLossError(
+                f"non-finite {name} ({value.item()}) at step {self.state['step']} "
+                f"(kimg {self.state['nimg'] / 1000:.3f}); the last checkpoint in {self.ckpt_dir} is intact. "
+                "Set train.nan_policy=skip to skip such steps instead."
+            )
+        return False
+
+    def _skip(self, stats):
+        self.state["skipped_steps"] += 1
+        self.state["step"] += 1  # fresh random draws next time; no images counted
+        if self.state["skipped_steps"] > self.cfg.train.max_skipped_steps:
+            raise NonFiniteLossError(
+                f"{self.state['skipped_steps']} steps skipped for non-finite losses (train.max_skipped_steps="
+                f"{self.cfg.train.max_skipped_steps}); stopping at step {self.state['step']}"
+            )
+        return None
+
+    # ------------------------------------------------------------------ snapshots, checkpoints
+
+    def _grid_inputs(self):
+        t = self.cfg.train
+        n = t.grid_rows * t.grid_cols
+        gen = torch.Generator().manual_seed(12345)
+        z = torch.randn(n, self.ema.module.z_dim, generator=gen)
+        c = (torch.arange(n) // t.grid_cols) % self.num_classes if self.num_classes else None
+        return z, c
+
+    @torch.no_grad()
+    def snapshot(self, logger: RunLogger) -> None:
+        if not self.accelerator.is_main_process:
+            return
+        t = self.cfg.train
+        z, c = self._grid_inputs()
+        dev = self.accelerator.device
+        images = torch.cat(
+            [
+                self.ema.module(zb.to(dev), cb.to(dev) if cb is not None else None).float()
+                for zb, cb in zip(z.split(64), c.split(64) if c is not None else [None] * math.ceil(len(z) / 64))
+            ]
+        )
+        grid = image_grid(images, t.grid_rows, t.grid_cols)
+        kimg = self.state["nimg"] / 1000
+        grid.save(self.run_dir / "samples" / f"fakes{kimg:09.3f}.png")
+        logger.image("samples/ema", grid, self.state["step"])
+
+    def save_reals_grid(self) -> None:
+        if not self.accelerator.is_main_process or (self.run_dir / "samples" / "reals.png").exists():
+            return
+        t = self.cfg.train
+        n = t.grid_rows * t.grid_cols
+        if self.num_classes:  # one class per row, as in the fakes grid
+            labels = np.asarray(self.dataset.labels)
+            idx = []
+            for r in range(t.grid_rows):
+                cls_idx = np.flatnonzero(labels == r % self.num_classes)[: t.grid_cols]
+                idx += list(cls_idx) + [0] * (t.grid_cols - len(cls_idx))
+        else:
+            idx = list(range(min(n, len(self.dataset))))
+            idx += [0] * (n - len(idx))
+        images = torch.stack([self.dataset[int(i)][0] for i in idx])
+        image_grid(images, t.grid_rows, t.grid_cols).save(self.run_dir / "samples" / "reals.png")
+
+    def save(self) -> Path:
+        state = dict(self.state)
+        state["kimg"] = self.state["nimg"] / 1000
+        path = ckpt.save_checkpoint(self.accelerator, self.ckpt_dir, self.state["step"], self.ema.module, state)
+        if self.accelerator.is_main_process:
+            meta = {"step": self.state["step"], "kimg": state["kimg"], "seed": self.cfg.seed}
+            save_generator(self.ema.module, self.run_dir / GENERATOR_FILE, meta)
+            best = ckpt.checkpoint_name(self.state["best_step"]) if self.state["best_step"] is not None else None
+            ckpt.prune_checkpoints(self.ckpt_dir, self.cfg.train.keep_checkpoints, protect=(best,) if best else ())
+        self.accelerator.wait_for_everyone()
+        return path
+
+    def resume(self) -> bool:
+        r = self.cfg.resume
+        if not r:
+            return False
+        path = ckpt.latest_checkpoint(self.ckpt_dir) if r == "auto" else Path(r)
+        if path is None:
+            return False  # resume=auto on a fresh run directory: start from scratch
+        self.state.update(
+            {k: v for k, v in ckpt.load_checkpoint(self.accelerator, path, self.ema.module).items() if k in self.state}
+        )
+        return True
+
+    # ------------------------------------------------------------------ the loop
+
+    def _install_signal_handlers(self):
+        def handler(signum, frame):
+            self._stop_signal = True
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                signal.signal(sig, handler)
+            except ValueError:  # not the main thread (e.g. notebooks)
+                pass
+
+    def _stop_requested(self) -> bool:
+        flag = torch.tensor([float(self._stop_signal)], device=self.accelerator.device)
+        if self.world > 1:
+            flag = self.accelerator.reduce(flag, reduction="sum")
+        return flag.item() > 0
+
+    def train(self) -> dict:
+        cfg, acc, t = self.cfg, self.accelerator, self.cfg.train
+        resumed = self.resume()
+        total_nimg = int(t.kimg * 1000)
+        logger = RunLogger(
+            self.run_dir, acc.is_main_process, t.kimg, self.state["nimg"] / 1000, t.log_tensorboard
+        )
+        logger.line(
+            f"{'Resuming' if resumed else 'Starting'} at kimg {self.state['nimg'] / 1000:.3f} (step {self.state['step']}); "
+            f"{self.world} process(es), batch {t.batch_size} = {self.world} x {t.grad_accum} x {self.micro}, "
+            f"G {sum(p.numel() for p in self.ema.module.parameters()) / 1e6:.2f}M params, "
+            f"D {sum(p.numel() for p in acc.unwrap_model(self.D).parameters()) / 1e6:.2f}M params, "
+            f"run dir {self.run_dir}"
+        )
+        self.save_reals_grid()
+        if not resumed:
+            self.snapshot(logger)
+        self._install_signal_handlers()
+        if acc.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+
+        batches = self._epoch_iter()
+        tick_start_nimg, tick_start_time, start_time = self.state["nimg"], time.time(), time.time()
+        sums, n_sums = None, 0
+        next_tick = _next_multiple(self.state["nimg"], t.tick_kimg)
+        next_snap = _next_multiple(self.state["nimg"], t.snapshot_kimg)
+        next_ckpt = _next_multiple(self.state["nimg"], t.checkpoint_kimg)
+        stopped_by_signal = False
+        try:
+            while self.state["nimg"] < total_nimg:
+                images, labels = next(batches)
+                out = self.train_step(images, labels)
+                if out is not None:
+                    vec = torch.stack([out["loss_D"], out["loss_G"], out["r1"], out["bcr"]]).float()
+                    sums = vec if sums is None else sums + vec
+                    n_sums += 1
+                nimg = self.state["nimg"]
+                done = nimg >= total_nimg
+                stop = self._stop_requested()
+                if nimg >= next_tick or done or stop:
+                    self._tick(logger, sums, n_sums, tick_start_nimg, tick_start_time, start_time, total_nimg)
+                    sums, n_sums = None, 0
+                    tick_start_nimg, tick_start_time = nimg, time.time()
+                    next_tick = _next_multiple(nimg, t.tick_kimg)
+                if nimg >= next_snap or done:
+                    self.snapshot(logger)
+                    next_snap = _next_multiple(nimg, t.snapshot_kimg)
+                if nimg >= next_ckpt or done or stop:
+                    self.save()
+                    next_ckpt = _next_multiple(nimg, t.checkpoint_kimg)
+                if stop:
+                    stopped_by_signal = True
+                    logger.line(f"Stop requested: checkpoint saved at step {self.state['step']}; exiting.")
+                    break
+        finally:
+            logger.close()
+        return {"step": self.state["step"], "kimg": self.state["nimg"] / 1000, "stopped": stopped_by_signal}
+
+    def _tick(self, logger, sums, n_sums, tick_nimg0, tick_t0, t0, total_nimg):
+        acc = self.accelerator
+        means = (sums / max(n_sums, 1)) if sums is not None else torch.zeros(4, device=acc.device)
+        if self.world > 1:
+            means = acc.reduce(means, reduction="mean")
+        means = means.tolist()
+        nimg = self.state["nimg"]
+        dt = max(time.time() - tick_t0, 1e-9)
+        img_s = (nimg - tick_nimg0) / dt
+        sec_per_kimg = 1000 / img_s if img_s > 0 else float("nan")
+        eta = (total_nimg - nimg) / img_s if img_s > 0 else float("nan")
+        mem = torch.cuda.max_memory_allocated() / 2**30 if acc.device.type == "cuda" else _rss_gib()
+        stats = {
+            "kimg": nimg / 1000,
+            "step": self.state["step"],
+            "time_s": round(time.time() - t0, 2),
+            "sec_per_kimg": round(sec_per_kimg, 3),
+            "img_per_s": round(img_s, 2),
+            "peak_mem_gib": round(mem, 3),
+            "loss_D": means[0],
+            "loss_G": means[1],
+            "r1": means[2],
+        }
+        if self.cfg.loss.bcr_weight > 0:
+            stats["bcr"] = means[3]
+        if self.state["skipped_steps"]:
+            stats["skipped_steps"] = self.state["skipped_steps"]
+        logger.line(
+            f"kimg {stats['kimg']:8.3f}  step {stats['step']:7d}  sec/kimg {sec_per_kimg:7.2f}  img/s {img_s:7.1f}  "
+            f"mem {mem:5.2f}G  loss_D {means[0]:.3f}  loss_G {means[1]:.3f}  r1 {means[2]:.4f}  eta {_fmt_time(eta)}"
+        )
+        logger.record(stats, self.state["step"])
+        logger.advance(nimg / 1000)
+
+
+def _next_multiple(nimg: int, every_kimg: float) -> float:
+    if every_kimg <= 0:
+        return float("inf")
+    every = every_kimg * 1000
+    return (math.floor(nimg / every) + 1) * every
+
+
+def _fmt_time(s: float) -> str:
+    if not math.isfinite(s):
+        return "?"
+    s = int(s)
+    return f"{s // 3600}h{(s % 3600) // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+def _rss_gib() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def _cat(a, b):
+    return None if a is None else torch.cat([a, b])
+
+
+class _nullcontext:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+def config_as_dict(cfg: RunConfig) -> dict:
+    return asdict(cfg)
