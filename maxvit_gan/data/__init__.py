@@ -48,14 +48,18 @@ def build_dataset(cfg: DataConfig):
         except ValueError as err:
             raise ValueError(f"data (shapes): {err}") from err
     if cfg.name not in DATASET_NAMES:
-        raise ValueError(f"data.name: unknown dataset {cfg.name!r} (expected one of {', '.join(DATASET_NAMES)})")
+        raise ValueError(
+            f"data.name: unknown dataset {cfg.name!r} (expected one of {', '.join(DATASET_NAMES)})"
+        )
     if not cfg.path:
         raise ValueError(f"data.path: required for data.name={cfg.name}")
     path = os.path.expanduser(cfg.path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"data.path: {path!r} does not exist")
     if cfg.name == "folder" and not os.path.isdir(path):
-        raise ValueError(f"data.path: {path!r} is not a directory (data.name=folder); for a .zip use data=zip")
+        raise ValueError(
+            f"data.path: {path!r} is not a directory (data.name=folder); for a .zip use data=zip"
+        )
     if cfg.name == "zip" and not os.path.isfile(path):
         raise ValueError(f"data.path: {path!r} is not a file (data.name=zip); for a folder use data=folder")
     try:

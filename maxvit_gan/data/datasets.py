@@ -24,7 +24,6 @@ import json
 import os
 import warnings
 import zipfile
-from typing import Optional
 
 import numpy as np
 import torch
@@ -66,7 +65,7 @@ def list_image_files(root: str) -> list[str]:
     return sorted(found)
 
 
-def scan_image_folder(root: str, use_labels: bool = True) -> tuple[list[str], Optional[np.ndarray], list[str]]:
+def scan_image_folder(root: str, use_labels: bool = True) -> tuple[list[str], np.ndarray | None, list[str]]:
     """List the images of a folder and their labels.
 
     Returns `(relative_paths, labels, class_names)`. When `use_labels` and images
@@ -99,7 +98,7 @@ def scan_image_folder(root: str, use_labels: bool = True) -> tuple[list[str], Op
     return files, labels, class_names
 
 
-def subset_indices(n: int, max_images: Optional[int]) -> np.ndarray:
+def subset_indices(n: int, max_images: int | None) -> np.ndarray:
     """Indices kept by `max_images`: all of them, or a seeded random subset in order."""
     if max_images is None or max_images >= n:
         return np.arange(n, dtype=np.int64)
@@ -108,7 +107,7 @@ def subset_indices(n: int, max_images: Optional[int]) -> np.ndarray:
     return np.sort(np.random.default_rng(0).permutation(n)[:max_images]).astype(np.int64)
 
 
-def _available_memory_bytes() -> Optional[int]:
+def _available_memory_bytes() -> int | None:
     try:
         with open("/proc/meminfo") as f:
             for line in f:
@@ -170,10 +169,10 @@ class _ImageDataset(Dataset):
     def _setup(
         self,
         raw_names: list[str],
-        raw_labels: Optional[np.ndarray],
+        raw_labels: np.ndarray | None,
         class_names: list[str],
         use_labels: bool,
-        max_images: Optional[int],
+        max_images: int | None,
     ) -> None:
         keep = subset_indices(len(raw_names), max_images)
         self._names = [raw_names[i] for i in keep]
@@ -189,7 +188,7 @@ class _ImageDataset(Dataset):
         self.num_skipped = 0
         self.skipped_files: list[str] = []
         self._bad: set[int] = set()
-        self._content_hash: Optional[str] = None
+        self._content_hash: str | None = None
 
     def __len__(self) -> int:
         return len(self._names)
@@ -206,7 +205,7 @@ class _ImageDataset(Dataset):
             stacklevel=3,
         )
 
-    def _try_load(self, i: int) -> Optional[np.ndarray]:
+    def _try_load(self, i: int) -> np.ndarray | None:
         if i in self._bad:
             return None
         try:
@@ -265,7 +264,7 @@ class ImageFolderDataset(_ImageDataset):
     Files: .jpg .jpeg .png .webp .bmp, found recursively.
     """
 
-    def __init__(self, path: str, resolution: int, use_labels: bool = True, max_images: Optional[int] = None):
+    def __init__(self, path: str, resolution: int, use_labels: bool = True, max_images: int | None = None):
         if resolution <= 0:
             raise ValueError(f"resolution must be positive, got {resolution}")
         self.path = os.fspath(path)
@@ -304,9 +303,9 @@ class ZipDataset(_ImageDataset):
     def __init__(
         self,
         path: str,
-        resolution: Optional[int] = None,
+        resolution: int | None = None,
         use_labels: bool = True,
-        max_images: Optional[int] = None,
+        max_images: int | None = None,
         in_memory: bool = False,
     ):
         self.path = os.fspath(path)
@@ -315,9 +314,9 @@ class ZipDataset(_ImageDataset):
         if not os.path.isfile(self.path):
             raise ValueError(f"zip dataset {self.path!r} is not a file")
         self.name = os.path.splitext(os.path.basename(self.path))[0]
-        self._zf: Optional[zipfile.ZipFile] = None
+        self._zf: zipfile.ZipFile | None = None
         self._zf_pid = -1
-        self._data: Optional[np.ndarray] = None
+        self._data: np.ndarray | None = None
         try:
             zf = self._zip()
         except zipfile.BadZipFile as err:
@@ -342,7 +341,7 @@ class ZipDataset(_ImageDataset):
         if in_memory:
             self._load_all()
 
-    def _parse_labels(self, labels, names: list[str]) -> Optional[np.ndarray]:
+    def _parse_labels(self, labels, names: list[str]) -> np.ndarray | None:
         if labels is None:
             return None
         table = dict(labels)

@@ -31,7 +31,6 @@ import os
 import sys
 import zipfile
 from dataclasses import dataclass, field
-from typing import Optional
 
 from PIL import Image
 
@@ -61,7 +60,7 @@ def _member_name(k: int) -> str:
     return f"{k // 1000:05d}/img{k:08d}.png"
 
 
-def _process_image(task: tuple[str, int, int]) -> tuple[Optional[bytes], Optional[bytes], str]:
+def _process_image(task: tuple[str, int, int]) -> tuple[bytes | None, bytes | None, str]:
     """Decode, crop and PNG-encode one file: `(png, pixel_sha256, error)`; never raises."""
     path, resolution, compress_level = task
     try:
@@ -84,8 +83,8 @@ def prepare_dataset(
     source: str,
     dest: str,
     resolution: int,
-    max_images: Optional[int] = None,
-    workers: Optional[int] = None,
+    max_images: int | None = None,
+    workers: int | None = None,
     use_labels: bool = True,
     compress_level: int = 0,
     overwrite: bool = False,
@@ -121,7 +120,9 @@ def prepare_dataset(
             pool = None
             if workers > 1 and len(tasks) > 1:
                 pool = multiprocessing.get_context().Pool(min(workers, len(tasks)))
-                results = pool.imap(_process_image, tasks, chunksize=max(1, min(64, len(tasks) // (4 * workers))))
+                results = pool.imap(
+                    _process_image, tasks, chunksize=max(1, min(64, len(tasks) // (4 * workers)))
+                )
             else:
                 results = map(_process_image, tasks)
             try:

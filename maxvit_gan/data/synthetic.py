@@ -187,7 +187,9 @@ class ShapesDataset(Dataset):
             k = math.pi * freq
             px = c * (k * math.cos(sang)) + u[5] * 2 * math.pi
             py = c * (k * math.sin(sang))
-            t += 0.12 * (np.sin(px)[None, :] * np.cos(py)[:, None] + np.cos(px)[None, :] * np.sin(py)[:, None])
+            t += 0.12 * (
+                np.sin(px)[None, :] * np.cos(py)[:, None] + np.cos(px)[None, :] * np.sin(py)[:, None]
+            )
         bg0 = bg[0][:, None, None]
         img = bg0 + (bg[1] - bg[0])[:, None, None] * t
 
