@@ -68,7 +68,7 @@ def center_crop_arr(pil_image: Image.Image, image_size: int) -> np.ndarray:
     arr = np.asarray(img)
     top = (arr.shape[0] - image_size) // 2
     left = (arr.shape[1] - image_size) // 2
-    return np.ascontiguousarray(arr[top : top + image_size, left : left + image_size])
+    return np.array(arr[top : top + image_size, left : left + image_size], order="C")  # writable copy
 
 
 def load_rgb(path_or_file, image_size: int, alpha: str = "white") -> np.ndarray:
