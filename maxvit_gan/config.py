@@ -21,13 +21,28 @@ class DataConfig:
     resolution: int = 32  # output side in pixels
     conditional: bool = True  # use class labels when the dataset has them
     xflip: bool = True  # random horizontal flips (applied in the training step, seeded)
-    max_images: Optional[int] = None  # use only the first N images
+    max_images: Optional[int] = None  # use only N images: a fixed random subset (seed 0), kept in order
     in_memory: bool = False  # zip only: decode everything into one uint8 array up front
     num_workers: int = 2  # DataLoader workers per process
     # shapes only
     shapes_num_images: int = 50000  # length of the procedural dataset (one epoch)
     shapes_num_classes: int = 4
     shapes_seed: int = 0
+
+
+@dataclass
+class PrepareConfig:
+    """`scripts/prepare_dataset.py`: image folder -> StyleGAN2-ADA-format zip."""
+
+    source: str = "???"  # image folder (class subfolders = labels; flat = unconditional)
+    dest: str = "???"  # output .zip
+    resolution: int = "???"  # type: ignore[assignment]  # output side R (ADM center crop)
+    max_images: Optional[int] = None  # keep N images: a fixed random subset (seed 0), kept in order
+    workers: Optional[int] = None  # decoding processes; None = all CPUs available, 0/1 = in-process
+    use_labels: bool = True  # class subfolders -> labels (false: labels null)
+    compress_level: int = 0  # PNG zlib level 0-9: 0 = raw (fastest to read, largest), 6 = ~40% smaller
+    overwrite: bool = False  # replace an existing dest
+    progress: bool = True  # tqdm progress bar
 
 
 @dataclass
