@@ -9,7 +9,7 @@ error naming the key. This module imports nothing from Hydra at import time; cal
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 from maxvit_gan.models.config import ModelConfig  # noqa: F401  (re-exported: part of the schema)
 
@@ -17,11 +17,11 @@ from maxvit_gan.models.config import ModelConfig  # noqa: F401  (re-exported: pa
 @dataclass
 class DataConfig:
     name: str = "shapes"  # shapes | folder | zip
-    path: Optional[str] = None  # folder or zip path (unused for shapes)
+    path: str | None = None  # folder or zip path (unused for shapes)
     resolution: int = 32  # output side in pixels
     conditional: bool = True  # use class labels when the dataset has them
     xflip: bool = True  # random horizontal flips (applied in the training step, seeded)
-    max_images: Optional[int] = None  # use only N images: a fixed random subset (seed 0), kept in order
+    max_images: int | None = None  # use only N images: a fixed random subset (seed 0), kept in order
     in_memory: bool = False  # zip only: decode everything into one uint8 array up front
     num_workers: int = 2  # DataLoader workers per process
     # shapes only
@@ -37,8 +37,8 @@ class PrepareConfig:
     source: str = "???"  # image folder (class subfolders = labels; flat = unconditional)
     dest: str = "???"  # output .zip
     resolution: int = "???"  # type: ignore[assignment]  # output side R (ADM center crop)
-    max_images: Optional[int] = None  # keep N images: a fixed random subset (seed 0), kept in order
-    workers: Optional[int] = None  # decoding processes; None = all CPUs available, 0/1 = in-process
+    max_images: int | None = None  # keep N images: a fixed random subset (seed 0), kept in order
+    workers: int | None = None  # decoding processes; None = all CPUs available, 0/1 = in-process
     use_labels: bool = True  # class subfolders -> labels (false: labels null)
     compress_level: int = 0  # PNG zlib level 0-9: 0 = raw (fastest to read, largest), 6 = ~40% smaller
     overwrite: bool = False  # replace an existing dest
@@ -50,14 +50,14 @@ class FIDConfig:
     every_kimg: float = 0.0  # 0 = no FID during training
     num_samples: int = 10000  # generated samples per evaluation (FID10k: tracking only)
     batch_size: int = 64  # per process
-    ref: Optional[str] = None  # None: statistics of the training data; or a .npz / stats file
+    ref: str | None = None  # None: statistics of the training data; or a .npz / stats file
 
 
 @dataclass
 class MetricsConfig:
     mode: str = "tf"  # tf (torch-fidelity TF-Inception, paper protocol) | clean (clean-fid)
-    inception_weights: Optional[str] = None  # local weights file; None = download + cache on first use
-    cache_dir: Optional[str] = None  # reference statistics cache; None = ~/.cache/maxvit_gan
+    inception_weights: str | None = None  # local weights file; None = download + cache on first use
+    cache_dir: str | None = None  # reference statistics cache; None = ~/.cache/maxvit_gan
     kid: bool = True
     inception_score: bool = True
     fid: FIDConfig = field(default_factory=FIDConfig)
@@ -87,8 +87,8 @@ class TrainConfig:
     grad_accum: int = 1  # micro-batches per step and process
     mixed_precision: str = "no"  # no | bf16 | fp16 (fp16 uses a grad scaler); overrides the launcher
     ema_half_life_kimg: float = 10.0  # EMA half-life in kimg (StyleGAN); see ema_decay
-    ema_rampup: Optional[float] = 0.05  # half-life <= rampup * images seen (None = off)
-    ema_decay: Optional[float] = None  # fixed decay per step instead (HiT: 0.999)
+    ema_rampup: float | None = 0.05  # half-life <= rampup * images seen (None = off)
+    ema_decay: float | None = None  # fixed decay per step instead (HiT: 0.999)
     ema_start_kimg: float = 0.0  # copy G into the EMA until then
     tick_kimg: float = 1.0  # progress line every N kimg
     snapshot_kimg: float = 10.0  # EMA sample grid every N kimg (and at 0 and the end)
@@ -114,9 +114,9 @@ class RunConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     seed: int = 0
-    resume: Optional[str] = None  # None | auto (newest checkpoint of the run directory) | PATH
-    run_dir: Optional[str] = None  # set by the script from Hydra's run directory
-    experiment: Optional[str] = None  # name of the experiment preset, for the record
+    resume: str | None = None  # None | auto (newest checkpoint of the run directory) | PATH
+    run_dir: str | None = None  # set by the script from Hydra's run directory
+    experiment: str | None = None  # name of the experiment preset, for the record
 
 
 def to_dataclass(cls: type, node: Any):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from typing import Optional
 
 
 @dataclass
@@ -12,10 +11,10 @@ class GeneratorConfig:
     z_dim: int = 256  # latent size
     num_classes: int = 0  # 0 = unconditional
     # One entry per stage, from 8 px up to `resolution` (stage s has side 8 * 2**s).
-    channels: Optional[list[int]] = None  # width per stage
-    depths: Optional[list[int]] = None  # blocks per stage
-    window_sizes: Optional[list[int]] = None  # block-attention window P; 0 = no attention (MBConv stage)
-    grid_sizes: Optional[list[int]] = None  # grid-attention size G; 0 = no attention
+    channels: list[int] | None = None  # width per stage
+    depths: list[int] | None = None  # blocks per stage
+    window_sizes: list[int] | None = None  # block-attention window P; 0 = no attention (MBConv stage)
+    grid_sizes: list[int] | None = None  # grid-attention size G; 0 = no attention
     head_dim: int = 32  # attention head width (heads = channels // head_dim)
     num_latent_tokens: int = 16  # latent tokens every stage cross-attends to
     mlp_ratio: float = 4.0  # FFN expansion
@@ -38,8 +37,8 @@ class GeneratorConfig:
 class DiscriminatorConfig:
     resolution: int = 32  # input side
     num_classes: int = 0  # 0 = unconditional; else projection discriminator
-    channel_base: Optional[int] = None  # channels at resolution r: min(channel_base // r, channel_max)
-    channel_max: Optional[int] = None
+    channel_base: int | None = None  # channels at resolution r: min(channel_base // r, channel_max)
+    channel_max: int | None = None
     mbstd_group: int = 4  # minibatch-stddev group size (0 = off)
     cmap_dim: int = 0  # projection embedding size (0 = top width)
 
@@ -56,12 +55,12 @@ class ModelConfig:
     """
 
     preset: str = "tiny"  # tiny | s | b | l
-    z_dim: Optional[int] = None  # overrides of the preset (None = keep the preset's value)
-    channels: Optional[list[int]] = None
-    depths: Optional[list[int]] = None
-    window_sizes: Optional[list[int]] = None
-    grid_sizes: Optional[list[int]] = None
-    head_dim: Optional[int] = None
-    d_channel_base: Optional[int] = None
-    d_channel_max: Optional[int] = None
-    d_mbstd_group: Optional[int] = None
+    z_dim: int | None = None  # overrides of the preset (None = keep the preset's value)
+    channels: list[int] | None = None
+    depths: list[int] | None = None
+    window_sizes: list[int] | None = None
+    grid_sizes: list[int] | None = None
+    head_dim: int | None = None
+    d_channel_base: int | None = None
+    d_channel_max: int | None = None
+    d_mbstd_group: int | None = None

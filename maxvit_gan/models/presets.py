@@ -16,11 +16,13 @@ ATTENTION = {8: (4, 2), 16: (4, 4), 32: (8, 4), 64: (8, 8), 128: (0, 0), 256: (0
 
 # name -> dict(z_dim, channels by side, depth by side, discriminator channel_base/max)
 PRESETS: dict[str, dict] = {
-    "tiny": dict(
+    "tiny": dict(  # the CPU demo: cheap per pixel (narrow high-res stages, x2 expansions)
         z_dim=128,
-        channels={8: 128, 16: 128, 32: 64, 64: 64, 128: 32, 256: 32, 512: 16},
+        channels={8: 128, 16: 64, 32: 32, 64: 32, 128: 16, 256: 16, 512: 16},
         depths={8: 1, 16: 1, 32: 1, 64: 1, 128: 1, 256: 1, 512: 1},
-        d_base=2048,
+        mlp_ratio=2.0,
+        mbconv_expand=2,
+        d_base=1024,
         d_max=128,
     ),
     "s": dict(
@@ -87,6 +89,8 @@ def generator_preset(name: str, resolution: int, num_classes: int = 0, **overrid
         depths=[p["depths"][r] for r in sides],
         window_sizes=[ATTENTION[r][0] for r in sides],
         grid_sizes=[ATTENTION[r][1] for r in sides],
+        mlp_ratio=p.get("mlp_ratio", 4.0),
+        mbconv_expand=p.get("mbconv_expand", 4),
     )
     return replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
 

@@ -20,13 +20,12 @@ import json
 import math
 import signal
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 from accelerate import Accelerator
-from accelerate.utils import DistributedDataParallelKwargs
+from accelerate.utils import DistributedDataParallelKwargs, set_seed
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
@@ -162,6 +161,7 @@ class Trainer:
             if self.num_classes
             else None
         )
+        set_seed(cfg.seed)  # identical initial weights on every rank (and the EMA copy made before prepare)
         G, D = build_models(cfg.model, cfg.data.resolution, self.num_classes)
         if t.channels_last:
             G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
@@ -412,7 +412,7 @@ class Trainer:
         return flag.item() > 0
 
     def train(self) -> dict:
-        cfg, acc, t = self.cfg, self.accelerator, self.cfg.train
+        acc, t = self.accelerator, self.cfg.train
         resumed = self.resume()
         total_nimg = int(t.kimg * 1000)
         logger = RunLogger(
@@ -535,6 +535,3 @@ class _nullcontext:
     def __exit__(self, *exc):
         return False
 
-
-def config_as_dict(cfg: RunConfig) -> dict:
-    return asdict(cfg)

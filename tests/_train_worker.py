@@ -1,0 +1,35 @@
+"""Run by tests under `accelerate launch`: train with the given Hydra overrides, then write
+this rank's G, D and EMA weights to <out>/rank<r>.safetensors for comparison."""
+
+import os
+import sys
+
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+from safetensors.torch import save_file
+
+from maxvit_gan.config import register_configs
+from maxvit_gan.training.trainer import Trainer
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def main():
+    out, overrides = sys.argv[1], sys.argv[2:]
+    register_configs()
+    with initialize_config_dir(config_dir=os.path.join(ROOT, "conf"), version_base="1.3"):
+        cfg = OmegaConf.to_object(compose(config_name="train", overrides=overrides))
+    trainer = Trainer(cfg)
+    acc = trainer.accelerator
+    assert acc.num_processes == int(os.environ.get("WORLD_SIZE", "1")), (acc.num_processes, os.environ.get("WORLD_SIZE"))
+    trainer.train()
+    tensors = {}
+    for name, module in (("G", acc.unwrap_model(trainer.G)), ("D", acc.unwrap_model(trainer.D)), ("EMA", trainer.ema.module)):
+        for k, v in module.state_dict().items():
+            tensors[f"{name}.{k}"] = v.detach().cpu().contiguous()
+    os.makedirs(out, exist_ok=True)
+    save_file(tensors, os.path.join(out, f"rank{acc.process_index}.safetensors"), metadata={"world": str(acc.num_processes)})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""Training: the smoke run end to end, resume, 2-process runs, bit-exact resume, errors."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+ROOT = Path(__file__).resolve().parents[1]
+ACCELERATE = [sys.executable, "-m", "accelerate.commands.launch"]
+TWO_PROCS = [
+    "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
+    "--dynamo_backend", "no", "--main_process_port", "0",
+]  # fmt: skip
+FAST = ["experiment=smoke", "train.kimg=0.064", "train.checkpoint_kimg=0.032", "train.snapshot_kimg=1",
+        "train.tick_kimg=0.032", "train.log_tensorboard=false"]  # fmt: skip
+
+
+def _env(two_procs=False):
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    if two_procs:
+        env["ACCELERATE_USE_CPU"] = "1"
+    return env
+
+
+def _run(args, two_procs=False, check=True):
+    launch = ACCELERATE + (TWO_PROCS if two_procs else ["--num_processes", "1", "--cpu", "--num_machines", "1",
+                                                        "--mixed_precision", "no", "--dynamo_backend", "no"])
+    proc = subprocess.run(launch + args, cwd=ROOT, env=_env(two_procs), capture_output=True, text=True, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\nSTDOUT:\n{proc.stdout[-4000:]}\nSTDERR:\n{proc.stderr[-6000:]}")
+    return proc
+
+
+def _weights(out_dir, rank=0):
+    return load_file(str(Path(out_dir) / f"rank{rank}.safetensors"))
+
+
+def _assert_same(a, b):
+    assert a.keys() == b.keys()
+    diff = [k for k in a if not torch.equal(a[k], b[k])]
+    assert not diff, f"{len(diff)} tensors differ, e.g. {diff[:3]}"
+
+
+@pytest.mark.slow
+def test_smoke_run_then_resume_auto(tmp_path):
+    run = tmp_path / "run"
+    _run(["scripts/train_gan.py", "experiment=smoke", "train.kimg=0.064", "train.tick_kimg=0.016",
+          "train.snapshot_kimg=0.032", "train.checkpoint_kimg=0.032", f"hydra.run.dir={run}"])  # fmt: skip
+    for f in ["config_resolved.yaml", "metrics.jsonl", "generator_ema.safetensors", "samples/reals.png",
+              "samples/fakes00000.000.png", "samples/fakes00000.064.png"]:  # fmt: skip
+        assert (run / f).is_file(), f
+    assert list((run / "tensorboard").iterdir())
+    ckpts = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert ckpts == ["step-000000004", "step-000000008"]
+    lines = [json.loads(s) for s in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [round(r["kimg"], 3) for r in lines] == [0.016, 0.032, 0.048, 0.064]
+    assert all(r["loss_D"] == r["loss_D"] for r in lines)  # not NaN
+    # continue to a longer run: appends to metrics.jsonl, keeps the newest 2 checkpoints
+    proc = _run(["scripts/train_gan.py", "experiment=smoke", "train.kimg=0.096", "train.tick_kimg=0.016",
+                 "train.snapshot_kimg=0.032", "train.checkpoint_kimg=0.032", "resume=auto", f"hydra.run.dir={run}"])  # fmt: skip
+    assert "Resuming at kimg 0.064" in proc.stdout + proc.stderr
+    lines = [json.loads(s) for s in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [round(r["kimg"], 3) for r in lines][-2:] == [0.08, 0.096] and len(lines) == 6
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-000000008", "step-000000012"]
+    meta = __import__("maxvit_gan.models.pretrained", fromlist=["x"]).read_generator_metadata(run / "generator_ema.safetensors")
+    assert meta["step"] == "12"
+
+
+@pytest.mark.slow
+def test_resume_is_bit_exact_one_process(tmp_path):
+    straight, halves = tmp_path / "straight", tmp_path / "halves"
+    _run(["tests/_train_worker.py", str(straight / "w"), *FAST, f"run_dir={straight}", "loss.diffaug='color,translation,cutout'"])
+    _run(["tests/_train_worker.py", str(halves / "w1"), *FAST, "train.kimg=0.032", f"run_dir={halves}",
+          "loss.diffaug='color,translation,cutout'"])  # fmt: skip
+    _run(["tests/_train_worker.py", str(halves / "w"), *FAST, "resume=auto", f"run_dir={halves}",
+          "loss.diffaug='color,translation,cutout'"])  # fmt: skip
+    a, b = _weights(straight / "w"), _weights(halves / "w")
+    _assert_same(a, b)
+    assert not torch.equal(a["G.input.weight"], _weights(halves / "w1")["G.input.weight"])  # it did train on
+
+
+@pytest.mark.slow
+def test_two_processes_stay_in_sync_and_resume_bit_exact(tmp_path):
+    straight, halves = tmp_path / "straight", tmp_path / "halves"
+    _run(["tests/_train_worker.py", str(straight / "w"), *FAST, f"run_dir={straight}"], two_procs=True)
+    r0, r1 = _weights(straight / "w", 0), _weights(straight / "w", 1)
+    _assert_same(r0, r1)  # G, D and EMA identical across ranks
+    _run(["tests/_train_worker.py", str(halves / "w1"), *FAST, "train.kimg=0.032", f"run_dir={halves}"], two_procs=True)
+    _run(["tests/_train_worker.py", str(halves / "w"), *FAST, "resume=auto", f"run_dir={halves}"], two_procs=True)
+    _assert_same(r0, _weights(halves / "w", 0))
+    _assert_same(r0, _weights(halves / "w", 1))
+
+
+def _train_script(args, tmp_path):
+    return subprocess.run([sys.executable, "scripts/train_gan.py", f"hydra.run.dir={tmp_path / 'r'}", *args], cwd=ROOT,
+                          env=_env(), capture_output=True, text=True, timeout=300)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "args,expected",
+    [
+        (["train.kimgg=1"], "kimgg"),
+        (["experiment=smoke", "data=folder", "data.path=/nonexistent/imagenet"], "/nonexistent/imagenet"),
+        (["experiment=smoke", "train.batch_size=6", "train.grad_accum=4"], "train.batch_size"),
+        (["experiment=smoke", "loss.kind=wgan"], "loss.kind"),
+    ],
+)
+def test_bad_configuration_is_a_clear_error(tmp_path, args, expected):
+    proc = _train_script(args, tmp_path)
+    assert proc.returncode != 0
+    assert expected in proc.stderr + proc.stdout
+
+
+def test_empty_folder_is_an_error_before_training(tmp_path):
+    (tmp_path / "empty").mkdir()
+    proc = _train_script(["experiment=smoke", "data=folder", f"data.path={tmp_path / 'empty'}"], tmp_path)
+    assert proc.returncode != 0
+    assert str(tmp_path / "empty") in proc.stderr + proc.stdout
+    assert not (tmp_path / "r" / "checkpoints").exists()
