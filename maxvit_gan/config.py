@@ -44,8 +44,8 @@ class PrepareConfig:
     source: str = "???"  # image folder (class subfolders = labels; flat = unconditional)
     dest: str = "???"  # output .zip
     resolution: int = "???"  # type: ignore[assignment]  # output side R (ADM center crop)
-    max_images: Optional[int] = None  # keep N images: a fixed random subset (seed 0), kept in order
-    workers: Optional[int] = None  # decoding processes; None = all CPUs available, 0/1 = in-process
+    max_images: int | None = None  # keep N images: a fixed random subset (seed 0), kept in order
+    workers: int | None = None  # decoding processes; None = all CPUs available, 0/1 = in-process
     use_labels: bool = True  # class subfolders -> labels (false: labels null)
     compress_level: int = 0  # PNG zlib level 0-9: 0 = raw (fastest to read), 6 = 25-40% smaller, ~2.5x slower
     overwrite: bool = False  # replace an existing dest
