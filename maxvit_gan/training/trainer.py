@@ -361,7 +361,8 @@ class Trainer:
             labels = np.asarray(self.dataset.labels)
             idx = []
             for r in range(t.grid_rows):
-                cls_idx = np.flatnonzero(labels == r % self.num_classes)[: t.grid_cols]
+                skip = (r // self.num_classes) * t.grid_cols  # repeated classes show other images
+                cls_idx = np.flatnonzero(labels == r % self.num_classes)[skip : skip + t.grid_cols]
                 idx += list(cls_idx) + [0] * (t.grid_cols - len(cls_idx))
         else:
             idx = list(range(min(n, len(self.dataset))))
