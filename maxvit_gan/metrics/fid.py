@@ -335,6 +335,8 @@ class FeatureAccumulator:
         device: Union[str, torch.device] = "cpu",
         seed: int = IS_RNG_SEED,
     ):
+        if kid_max_samples and kid_max_samples > 2**24:
+            raise ValueError("kid_max_samples must be <= 2**24 (positions travel as float32 in the gather)")
         self.stats = StreamingStats(dim, device)
         self.num_total = num_total
         self.kid_max_samples = kid_max_samples
