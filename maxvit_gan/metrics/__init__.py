@@ -1,1 +1,68 @@
-"""metrics"""
+"""FID / KID / IS: Inception features, streaming distributed statistics, reference statistics.
+
+Typical use (every call on every rank; see docs/metrics.md):
+
+    extractor = build_feature_extractor(cfg.mode, cfg.inception_weights, device)
+    ref = get_reference(cfg.fid.ref, dataset, extractor, cache_dir=cfg.cache_dir, device=device)
+    fake = compute_generator_stats(G_ema, cfg.fid.num_samples, cfg.fid.batch_size, extractor, device,
+                                   label_sampler=LabelSampler(dataset_labels))
+    results = compute_metrics(fake, ref)   # {"fid", "kid", "kid_std", "is", "is_std"}
+"""
+
+from maxvit_gan.metrics.compute import (
+    LabelSampler,
+    compute_dataset_stats,
+    compute_generator_stats,
+    quantize_images,
+    sample_latents,
+)
+from maxvit_gan.metrics.features import (
+    FeatureExtractor,
+    InceptionWeightsError,
+    build_feature_extractor,
+    save_random_inception_weights,
+)
+from maxvit_gan.metrics.fid import (
+    FeatureAccumulator,
+    FeatureStats,
+    StreamingInceptionScore,
+    StreamingStats,
+    compute_metrics,
+    frechet_distance,
+    inception_score,
+    kid,
+)
+from maxvit_gan.metrics.reference import (
+    ReferenceStats,
+    dataset_content_hash,
+    get_reference,
+    load_reference,
+    reference_stats_for_dataset,
+    save_reference,
+)
+
+__all__ = [
+    "FeatureAccumulator",
+    "FeatureExtractor",
+    "FeatureStats",
+    "InceptionWeightsError",
+    "LabelSampler",
+    "ReferenceStats",
+    "StreamingInceptionScore",
+    "StreamingStats",
+    "build_feature_extractor",
+    "compute_dataset_stats",
+    "compute_generator_stats",
+    "compute_metrics",
+    "dataset_content_hash",
+    "frechet_distance",
+    "get_reference",
+    "inception_score",
+    "kid",
+    "load_reference",
+    "quantize_images",
+    "reference_stats_for_dataset",
+    "sample_latents",
+    "save_random_inception_weights",
+    "save_reference",
+]
