@@ -9,7 +9,6 @@ error naming the key. This module imports nothing from Hydra at import time; cal
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from maxvit_gan.models.config import ModelConfig  # noqa: F401  (re-exported: part of the schema)
 
@@ -119,27 +118,6 @@ class RunConfig:
     experiment: str | None = None  # name of the experiment preset, for the record
 
 
-def to_dataclass(cls: type, node: Any):
-    """Build dataclass ``cls`` from a plain dict, recursively; unknown keys raise, naming them."""
-    import dataclasses
-    import typing
-
-    if not isinstance(node, dict):
-        raise TypeError(f"expected a mapping for {cls.__name__}, got {type(node).__name__}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(node) - names)
-    if unknown:
-        raise ValueError(f"{cls.__name__}: unknown key(s) {unknown}; valid keys: {sorted(names)}")
-    kwargs = {}
-    for key, value in node.items():
-        hint = hints[key]
-        if dataclasses.is_dataclass(hint) and isinstance(value, dict):
-            value = to_dataclass(hint, value)
-        kwargs[key] = value
-    return cls(**kwargs)
-
-
 def register_configs() -> None:
     """Register the schemas with Hydra's ConfigStore (scripts call this before @hydra.main)."""
     from hydra.core.config_store import ConfigStore
@@ -148,3 +126,20 @@ def register_configs() -> None:
     cs.store(name="run_schema", node=RunConfig)
     cs.store(group="model", name="model_schema", node=ModelConfig)
     cs.store(group="data", name="data_schema", node=DataConfig)
+    cs.store(name="evaluate_schema", node=EvaluateConfig)
+
+
+@dataclass
+class EvaluateConfig:
+    """`scripts/evaluate.py`: FID (+ KID, IS) of a run's EMA generator."""
+
+    run: str = "???"  # run directory (config_resolved.yaml + generator_ema.safetensors)
+    checkpoint: str | None = None  # a .safetensors generator file instead of the run's generator_ema
+    num_samples: int = 50000  # generated images (FID50k is the paper protocol)
+    ref: str = "dataset"  # dataset (the run's training data) | PATH.npz (ADM / clean-fid / ours) | a folder or .zip | imagenet128 | imagenet256
+    mode: str = "tf"  # tf (TF-Inception, paper protocol) | clean (clean-fid)
+    batch_size: int = 64  # per process
+    seed: int = 0  # noise seed of the generated samples
+    out: str | None = None  # result JSON; default <run>/eval/<metric>-<ref>-<mode>-step<step>.json
+    write_ref: str | None = None  # also save the reference statistics to this .npz
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)  # inception_weights, cache_dir, kid, inception_score

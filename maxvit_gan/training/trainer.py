@@ -36,6 +36,7 @@ from maxvit_gan.models.pretrained import GENERATOR_FILE
 from maxvit_gan.sampling import image_grid
 from maxvit_gan.training import checkpoint as ckpt
 from maxvit_gan.training.augment import diff_augment, parse_policy
+from maxvit_gan.training.fid_tracker import FIDTracker
 from maxvit_gan.training.losses import LOSSES, consistency_loss, d_loss, g_loss, r1_penalty
 
 
@@ -178,6 +179,7 @@ class Trainer:
         self.micro = self.batch_per_rank // t.grad_accum
         self.state = dict(step=0, nimg=0, epoch=0, epoch_pos=0, best_fid=None, best_step=None, skipped_steps=0)
         self._stop_signal = False
+        self.fid = FIDTracker(cfg.metrics, acc, self.dataset, cfg.seed)
 
     # ------------------------------------------------------------------ data
 
@@ -439,6 +441,7 @@ class Trainer:
         next_tick = _next_multiple(self.state["nimg"], t.tick_kimg)
         next_snap = _next_multiple(self.state["nimg"], t.snapshot_kimg)
         next_ckpt = _next_multiple(self.state["nimg"], t.checkpoint_kimg)
+        next_fid = _next_multiple(self.state["nimg"], self.cfg.metrics.fid.every_kimg)
         stopped_by_signal = False
         try:
             while self.state["nimg"] < total_nimg:
@@ -459,7 +462,11 @@ class Trainer:
                 if nimg >= next_snap or done:
                     self.snapshot(logger)
                     next_snap = _next_multiple(nimg, t.snapshot_kimg)
-                if nimg >= next_ckpt or done or stop:
+                new_best = False
+                if self.fid.enabled and (nimg >= next_fid or done):
+                    new_best = self._evaluate_fid(logger)
+                    next_fid = _next_multiple(nimg, self.cfg.metrics.fid.every_kimg)
+                if nimg >= next_ckpt or done or stop or new_best:
                     self.save()
                     next_ckpt = _next_multiple(nimg, t.checkpoint_kimg)
                 if stop:
@@ -469,6 +476,22 @@ class Trainer:
         finally:
             logger.close()
         return {"step": self.state["step"], "kimg": self.state["nimg"] / 1000, "stopped": stopped_by_signal}
+
+    def _evaluate_fid(self, logger: RunLogger) -> bool:
+        """FID of the EMA generator (collective); logs it; True when it is a new best."""
+        result = self.fid(self.ema.module)
+        if result is None:
+            return False
+        value = result[self.fid.key]
+        logger.line(
+            f"kimg {self.state['nimg'] / 1000:8.3f}  " + "  ".join(f"{k} {v:.4f}" for k, v in result.items())
+        )
+        logger.record({"kimg": self.state["nimg"] / 1000, "step": self.state["step"], **result}, self.state["step"])
+        best = self.state["best_fid"]
+        if best is None or value < best:
+            self.state["best_fid"], self.state["best_step"] = value, self.state["step"]
+            return True
+        return False
 
     def _tick(self, logger, sums, n_sums, tick_nimg0, tick_t0, t0, total_nimg):
         acc = self.accelerator
