@@ -104,7 +104,7 @@ def save_pretrained(generator: Generator, directory: str | os.PathLike, metadata
             "---\nlibrary_name: maxvit-gan\ntags: [gan, image-generation, maxvit]\n---\n\n"
             f"# maxvit-gan generator\n\n{kind}, {cfg.resolution}x{cfg.resolution} px, z_dim {cfg.z_dim}, "
             f"{params:.2f}M parameters.\n\n"
-            "```python\nfrom maxvit_gan.models import Generator\n"
+            "```python\nimport torch\nfrom maxvit_gan.models import Generator\n"
             'G = Generator.from_pretrained("<this folder or hub repo id>")\n'
             "z = torch.randn(4, G.z_dim)\nimages = G(z"
             + (", torch.tensor([0, 1, 2, 3]) % G.num_classes" if cfg.num_classes else "")
