@@ -2,6 +2,6 @@
 
 __version__ = "0.1.0"
 
-from maxvit_gan.models import load_generator  # noqa: E402
+from maxvit_gan.models import Generator, load_generator  # noqa: E402
 
-__all__ = ["load_generator"]
+__all__ = ["Generator", "load_generator"]

@@ -118,12 +118,33 @@ class RunConfig:
     experiment: str | None = None  # name of the experiment preset, for the record
 
 
+@dataclass
+class SampleConfig:
+    """`scripts/sample.py`: seeds -> image grid, per-seed PNGs or interpolation strips."""
+
+    run: str | None = None  # run dir (generator_ema.safetensors), save_pretrained dir or .safetensors
+    checkpoint: str | None = None  # checkpoints/step-N dir (its ema.safetensors), .safetensors, or latest
+    seeds: Any = "0-63"  # 0-63 | [0,5,7] | '0,5,7' | 0-3,10 : seed i's latent depends on i only
+    truncation: float | None = None  # psi; None = no truncation; 0 = the average image (per class)
+    truncation_mode: str = "mean"  # mean: shrink z towards its mean (works here) | truncnorm: redraw |z_i| > psi (HiT)
+    classes: Any = None  # conditional models: class per grid row, cycled (0-3, [2,7], names); None = all
+    rows: int | None = None  # grid rows; None = a square-ish grid
+    out: str = "grid.png"  # grid PNG (ignored with outdir)
+    outdir: str | None = None  # write one PNG per seed (or per interpolation strip) here instead
+    interpolate: bool = False  # slerp strips between consecutive seeds, one per row
+    steps: int = 8  # frames per interpolation strip (both ends included)
+    pad: int = 0  # white pixels between grid cells
+    batch_size: int = 32  # images per generator call (does not change the images)
+    device: str = "auto"  # auto | cpu | cuda | cuda:1 ...
+
+
 def register_configs() -> None:
     """Register the schemas with Hydra's ConfigStore (scripts call this before @hydra.main)."""
     from hydra.core.config_store import ConfigStore
 
     cs = ConfigStore.instance()
     cs.store(name="run_schema", node=RunConfig)
+    cs.store(name="sample_schema", node=SampleConfig)
     cs.store(group="model", name="model_schema", node=ModelConfig)
     cs.store(group="data", name="data_schema", node=DataConfig)
     cs.store(name="evaluate_schema", node=EvaluateConfig)

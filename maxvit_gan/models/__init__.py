@@ -6,7 +6,14 @@ from maxvit_gan.models.discriminator import Discriminator
 from maxvit_gan.models.ema import EMA, ema_beta
 from maxvit_gan.models.generator import Generator
 from maxvit_gan.models.presets import PRESETS, discriminator_preset, generator_preset
-from maxvit_gan.models.pretrained import GENERATOR_FILE, load_generator, save_generator
+from maxvit_gan.models.pretrained import (
+    GENERATOR_FILE,
+    from_pretrained,
+    load_generator,
+    read_metadata,
+    save_generator,
+    save_pretrained,
+)
 
 __all__ = [
     "EMA",
@@ -20,8 +27,11 @@ __all__ = [
     "build_models",
     "discriminator_preset",
     "ema_beta",
+    "from_pretrained",
     "generator_preset",
     "load_generator",
+    "read_metadata",
     "resolve_model_configs",
     "save_generator",
+    "save_pretrained",
 ]

@@ -103,14 +103,24 @@ class Generator(nn.Module):
             stages.append(Stage(cfg, i, 8 * 2**i, cfg.channels[i - 1] if i else None, c0, to_rgb))
         self.stages = nn.ModuleList(stages)
 
-    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """z: (B, z_dim); labels: (B,) int64 class indices (conditional models) -> (B, 3, R, R)."""
+    def forward(
+        self, z: torch.Tensor, labels: torch.Tensor | None = None, truncation_psi: float = 1.0
+    ) -> torch.Tensor:
+        """z: (B, z_dim); labels: (B,) int64 class indices (conditional models) -> (B, 3, R, R).
+
+        ``truncation_psi`` < 1 is the latent-mean truncation trick: the normalised latent is
+        scaled by psi, i.e. moved towards its mean (0). The layers that read it are affine, so
+        this interpolates the 8x8 input map and the latent tokens towards their average over z
+        (the class tokens are untouched). psi = 0 gives the same image for every z (per class).
+        """
         if z.ndim != 2 or z.shape[1] != self.z_dim:
             raise ValueError(f"Generator: z must have shape (B, {self.z_dim}), got {tuple(z.shape)}")
         if self.class_embed is not None and labels is None:
             raise ValueError(f"Generator: conditional model ({self.num_classes} classes) needs labels")
         b = z.shape[0]
         z = z * torch.rsqrt(z.square().mean(1, keepdim=True) + 1e-8)  # 2nd-moment normalisation
+        if truncation_psi != 1.0:
+            z = z * truncation_psi
         x = self.input(z).view(b, self.latent_dim, 8, 8)
         latents = self.latent(z).view(b, -1, self.latent_dim) + self.latent_pos
         if self.class_embed is not None:
@@ -122,3 +132,25 @@ class Generator(nn.Module):
                 out = stage.to_rgb(x)
                 rgb = out if rgb is None else out + F.interpolate(rgb, scale_factor=2.0, mode="bilinear", align_corners=False)
         return rgb
+
+    # Sharing without the run folder: model.safetensors + config.json (see models/pretrained.py).
+
+    def save_pretrained(self, directory, metadata: dict | None = None):
+        """Write ``model.safetensors`` + ``config.json`` (+ a short README.md) to ``directory``."""
+        from maxvit_gan.models.pretrained import save_pretrained
+
+        return save_pretrained(self, directory, metadata)
+
+    @classmethod
+    def from_pretrained(cls, name_or_path, device="cpu", **hub_kwargs) -> Generator:
+        """An eval-mode generator from a save_pretrained directory, a maxvit-gan ``.safetensors``
+        file, a training run directory, or (with ``huggingface_hub`` installed) a Hub repo id."""
+        from maxvit_gan.models.pretrained import from_pretrained
+
+        return from_pretrained(name_or_path, device=device, **hub_kwargs)
+
+    def push_to_hub(self, repo_id: str, metadata: dict | None = None, **hub_kwargs) -> str:
+        """Upload ``save_pretrained``'s files to the Hugging Face Hub (needs the ``hub`` extra)."""
+        from maxvit_gan.models.pretrained import push_to_hub
+
+        return push_to_hub(self, repo_id, metadata, **hub_kwargs)

@@ -1,7 +1,13 @@
-"""Save / load a generator as one self-describing safetensors file.
+"""Save / load a generator as one self-describing safetensors file, or as a shareable folder.
 
 The file holds the weights and, in its metadata, the GeneratorConfig as JSON (plus any
 extra string metadata, e.g. the training step). No pickles: safe to load from anywhere.
+
+``save_pretrained(G, dir)`` writes the layout the Hugging Face Hub expects of a PyTorch
+model (``model.safetensors`` + ``config.json``, plus a README.md model card), so a trained
+generator can be shared without its run folder; ``from_pretrained`` reads it back from a
+folder or, when the optional ``huggingface_hub`` package is installed, from a Hub repo id.
+``model.safetensors`` is itself a self-describing generator file (``load_generator`` reads it).
 """
 
 from __future__ import annotations
@@ -18,6 +24,9 @@ from maxvit_gan.models.config import GeneratorConfig
 from maxvit_gan.models.generator import Generator
 
 GENERATOR_FILE = "generator_ema.safetensors"
+PRETRAINED_WEIGHTS = "model.safetensors"
+PRETRAINED_CONFIG = "config.json"
+MODEL_TYPE = "maxvit-gan-generator"
 
 
 def save_generator(generator: Generator, path: str | os.PathLike, metadata: dict | None = None) -> None:
@@ -37,12 +46,19 @@ def read_generator_metadata(path: str | os.PathLike) -> dict:
 
 
 def load_generator(path_or_run: str | os.PathLike, device: str | torch.device = "cpu") -> Generator:
-    """An eval-mode generator from a `.safetensors` file or a run directory holding one."""
+    """An eval-mode generator from a `.safetensors` file, a run directory holding
+    ``generator_ema.safetensors``, or a ``save_pretrained`` directory."""
     path = Path(path_or_run)
     if path.is_dir():
-        path = path / GENERATOR_FILE
+        if not (path / GENERATOR_FILE).is_file() and (path / PRETRAINED_WEIGHTS).is_file():
+            path = path / PRETRAINED_WEIGHTS
+        else:
+            path = path / GENERATOR_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"no generator weights at {path} (expected a run directory with {GENERATOR_FILE})")
+        raise FileNotFoundError(
+            f"no generator weights at {path} (expected a run directory with {GENERATOR_FILE}, "
+            f"a save_pretrained directory with {PRETRAINED_WEIGHTS}, or a .safetensors file)"
+        )
     meta = read_generator_metadata(path)
     if "generator_config" not in meta:
         raise ValueError(f"{path}: no 'generator_config' in the safetensors metadata; not a maxvit-gan generator file")
@@ -52,3 +68,125 @@ def load_generator(path_or_run: str | os.PathLike, device: str | torch.device = 
 
     generator.load_state_dict(load_file(str(path)))
     return generator.to(device).eval().requires_grad_(False)
+
+
+def _metadata_to_str(metadata: dict | None) -> dict[str, str]:
+    return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in (metadata or {}).items()}
+
+
+def save_pretrained(generator: Generator, directory: str | os.PathLike, metadata: dict | None = None) -> Path:
+    """Write ``model.safetensors`` (self-describing), ``config.json`` and a README.md model card.
+
+    ``metadata``: JSON-able extras kept in config.json (and, as strings, in the weights'
+    metadata), e.g. ``{"class_names": [...], "step": 1000}``.
+    """
+    from maxvit_gan import __version__
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    metadata = dict(metadata or {})
+    save_generator(generator, directory / PRETRAINED_WEIGHTS, _metadata_to_str(metadata))
+    config = {
+        "model_type": MODEL_TYPE,
+        "maxvit_gan_version": __version__,
+        "generator_config": generator.config.to_dict(),
+        "metadata": metadata,
+    }
+    tmp = directory / f"{PRETRAINED_CONFIG}.tmp-{os.getpid()}"
+    tmp.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, directory / PRETRAINED_CONFIG)
+    card = directory / "README.md"
+    if not card.exists():  # never overwrite a card the user wrote
+        cfg = generator.config
+        kind = f"class-conditional ({cfg.num_classes} classes)" if cfg.num_classes else "unconditional"
+        params = sum(p.numel() for p in generator.parameters()) / 1e6
+        card.write_text(
+            "---\nlibrary_name: maxvit-gan\ntags: [gan, image-generation, maxvit]\n---\n\n"
+            f"# maxvit-gan generator\n\n{kind}, {cfg.resolution}x{cfg.resolution} px, z_dim {cfg.z_dim}, "
+            f"{params:.2f}M parameters.\n\n"
+            "```python\nimport torch\nfrom maxvit_gan.models import Generator\n"
+            'G = Generator.from_pretrained("<this folder or hub repo id>")\n'
+            "z = torch.randn(4, G.z_dim)\nimages = G(z"
+            + (", torch.tensor([0, 1, 2, 3]) % G.num_classes" if cfg.num_classes else "")
+            + ")  # (4, 3, R, R) in [-1, 1]\n```\n"
+        )
+    return directory
+
+
+def read_metadata(path: str | os.PathLike) -> dict:
+    """The extra metadata stored with a generator (``save_pretrained`` dir, run dir or file);
+    JSON strings are decoded. Empty when there is none."""
+    path = Path(path)
+    if path.is_dir() and (path / PRETRAINED_CONFIG).is_file():
+        return dict(json.loads((path / PRETRAINED_CONFIG).read_text()).get("metadata") or {})
+    if path.is_dir():
+        path = path / GENERATOR_FILE if (path / GENERATOR_FILE).is_file() else path / PRETRAINED_WEIGHTS
+    if not path.is_file():
+        return {}
+    out = {}
+    for k, v in read_generator_metadata(path).items():
+        if k == "generator_config":
+            continue
+        try:
+            out[k] = json.loads(v)
+        except ValueError:
+            out[k] = v
+    return out
+
+
+def _load_pretrained_dir(directory: Path, device) -> Generator:
+    config_file, weights = directory / PRETRAINED_CONFIG, directory / PRETRAINED_WEIGHTS
+    if not weights.is_file():
+        raise FileNotFoundError(f"{directory}: no {PRETRAINED_WEIGHTS} (not a save_pretrained directory)")
+    config = json.loads(config_file.read_text())
+    if config.get("model_type") != MODEL_TYPE or "generator_config" not in config:
+        kind = config.get("model_type")
+        raise ValueError(f"{config_file}: not a maxvit-gan generator config (model_type {kind!r})")
+    from safetensors.torch import load_file
+
+    generator = Generator(GeneratorConfig.from_dict(config["generator_config"]))
+    generator.load_state_dict(load_file(str(weights)))  # strict: every key must match
+    return generator.to(device).eval().requires_grad_(False)
+
+
+def from_pretrained(
+    name_or_path: str | os.PathLike, device: str | torch.device = "cpu", **hub_kwargs
+) -> Generator:
+    """Load a generator from a ``save_pretrained`` directory, a run directory, a maxvit-gan
+    ``.safetensors`` file, or a Hugging Face Hub repo id (``user/name``; needs ``huggingface_hub``;
+    ``hub_kwargs`` such as ``revision``, ``cache_dir``, ``token``, ``local_files_only`` go to
+    ``hf_hub_download``)."""
+    path = Path(name_or_path)
+    if path.is_dir() and (path / PRETRAINED_CONFIG).is_file():
+        return _load_pretrained_dir(path, device)
+    if path.exists():
+        return load_generator(path, device)
+    try:
+        import huggingface_hub
+    except ImportError:
+        raise FileNotFoundError(
+            f"{name_or_path}: no such file or directory (to load a Hugging Face Hub repo id, "
+            "install the optional extra: pip install 'maxvit-gan[hub]')"
+        ) from None
+    config_file = huggingface_hub.hf_hub_download(str(name_or_path), PRETRAINED_CONFIG, **hub_kwargs)
+    weights = huggingface_hub.hf_hub_download(str(name_or_path), PRETRAINED_WEIGHTS, **hub_kwargs)
+    if Path(config_file).parent != Path(weights).parent:
+        raise RuntimeError(f"{name_or_path}: config.json and model.safetensors landed in different folders")
+    return _load_pretrained_dir(Path(config_file).parent, device)
+
+
+def push_to_hub(generator: Generator, repo_id: str, metadata: dict | None = None, **hub_kwargs) -> str:
+    """``save_pretrained`` into a temporary folder and upload it as model repo ``repo_id``.
+    ``hub_kwargs``: ``private``, ``token``, ``commit_message``, ``revision``. Returns the commit URL."""
+    try:
+        from huggingface_hub import HfApi
+    except ImportError:
+        raise ImportError("push_to_hub needs huggingface_hub: pip install 'maxvit-gan[hub]'") from None
+    import tempfile
+
+    token, private = hub_kwargs.pop("token", None), hub_kwargs.pop("private", None)
+    api = HfApi(token=token)
+    repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
+    with tempfile.TemporaryDirectory() as tmp:
+        save_pretrained(generator, tmp, metadata)
+        return str(api.upload_folder(repo_id=repo_id, folder_path=tmp, repo_type="model", **hub_kwargs))
