@@ -9,6 +9,7 @@ error naming the key. This module imports nothing from Hydra at import time; cal
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from maxvit_gan.models.config import ModelConfig  # noqa: F401  (re-exported: part of the schema)
 
