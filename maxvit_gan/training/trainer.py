@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import signal
 import time
 from pathlib import Path
@@ -148,6 +149,9 @@ class Trainer:
         )
         acc = self.accelerator
         self.rank, self.world = acc.process_index, acc.num_processes
+        if acc.device.type == "cpu":  # `accelerate launch` exports OMP_NUM_THREADS=1 unless told otherwise
+            local = int(os.environ.get("LOCAL_WORLD_SIZE", acc.num_processes))
+            torch.set_num_threads(t.cpu_threads or max(1, (os.cpu_count() or 1) // local))
         validate_config(cfg, self.world)
         self.run_dir = Path(cfg.run_dir or "outputs/run")
         self.ckpt_dir = self.run_dir / "checkpoints"
