@@ -101,7 +101,7 @@ class TrainConfig:
     nan_policy: str = "stop"  # stop | skip: what a non-finite loss does
     max_skipped_steps: int = 10  # with nan_policy=skip: stop after this many skipped steps
     log_tensorboard: bool = True
-    cpu_threads: int | None = None  # CPU runs: torch threads per process; None = cores / local processes
+    cpu_threads: int | None = None  # CPU runs: torch threads per process; None = $MAXVIT_GAN_CPU_THREADS or cores / local processes
 
 
 @dataclass

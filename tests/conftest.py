@@ -1,6 +1,7 @@
 import os
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ["MAXVIT_GAN_CPU_THREADS"] = "1"  # training subprocesses too: 2 busy threads on 2 shared cores crawl
 
 import pytest  # noqa: E402
 import torch  # noqa: E402

@@ -11,32 +11,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from accelerate.state import AcceleratorState, GradientState
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
+from train_utils import fresh_trainer, run_config
 
-from maxvit_gan.config import register_configs
 from maxvit_gan.training import checkpoint as ckpt
 from maxvit_gan.training import trainer as trainer_mod
-from maxvit_gan.training.trainer import NonFiniteLossError, Trainer
+from maxvit_gan.training.trainer import NonFiniteLossError
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _cfg(run_dir, *overrides):
-    register_configs()
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=["experiment=smoke", "data.shapes_num_images=64",
-                                                      "train.log_tensorboard=false", *overrides])  # fmt: skip
-    cfg = OmegaConf.to_object(cfg)
-    cfg.run_dir = str(run_dir)
-    return cfg
-
-
-def _trainer(cfg):
-    AcceleratorState._reset_state(True)
-    GradientState._reset_state()
-    return Trainer(cfg)
 
 
 def _tree_hash(path: Path) -> str:
@@ -48,13 +29,13 @@ def _tree_hash(path: Path) -> str:
 
 
 def test_non_finite_loss_stops_naming_the_step_and_keeps_the_checkpoint(tmp_path, monkeypatch):
-    _trainer(_cfg(tmp_path, "train.kimg=0.016")).train()  # 2 steps, checkpoint at step 2
+    fresh_trainer(run_config(tmp_path, "train.kimg=0.016")).train()  # 2 steps, checkpoint at step 2
     good = ckpt.latest_checkpoint(tmp_path / "checkpoints")
     before = _tree_hash(good)
     real_d_loss = trainer_mod.d_loss
     monkeypatch.setattr(trainer_mod, "d_loss", lambda *a: real_d_loss(*a) * float("nan"))
     with pytest.raises(NonFiniteLossError, match=r"loss_D .* at step 2"):
-        _trainer(_cfg(tmp_path, "train.kimg=0.032", "resume=auto")).train()
+        fresh_trainer(run_config(tmp_path, "train.kimg=0.032", "resume=auto")).train()
     assert ckpt.list_checkpoints(tmp_path / "checkpoints") == [good]
     assert _tree_hash(good) == before
 
@@ -68,18 +49,18 @@ def test_non_finite_loss_skip_policy_counts_and_gives_up(tmp_path, monkeypatch):
         return real_g_loss(*a) * (float("nan") if calls["n"] % 2 else 1.0)
 
     monkeypatch.setattr(trainer_mod, "g_loss", flaky)
-    t = _trainer(_cfg(tmp_path, "train.kimg=0.016", "train.nan_policy=skip", "train.max_skipped_steps=5"))
+    t = fresh_trainer(run_config(tmp_path, "train.kimg=0.016", "train.nan_policy=skip", "train.max_skipped_steps=5"))
     t.train()
     assert t.state["skipped_steps"] == 2 and t.state["nimg"] == 16
     for p in t.ema.module.parameters():
         assert torch.isfinite(p).all()
     monkeypatch.setattr(trainer_mod, "g_loss", lambda *a: real_g_loss(*a) * float("nan"))
     with pytest.raises(NonFiniteLossError, match="max_skipped_steps"):
-        _trainer(_cfg(tmp_path / "b", "train.kimg=0.016", "train.nan_policy=skip", "train.max_skipped_steps=3")).train()
+        fresh_trainer(run_config(tmp_path / "b", "train.kimg=0.016", "train.nan_policy=skip", "train.max_skipped_steps=3")).train()
 
 
 def test_interrupted_save_leaves_previous_checkpoint_whole(tmp_path, monkeypatch):
-    t = _trainer(_cfg(tmp_path, "train.kimg=0.016"))
+    t = fresh_trainer(run_config(tmp_path, "train.kimg=0.016"))
     t.train()
     good = ckpt.latest_checkpoint(tmp_path / "checkpoints")
     before = _tree_hash(good)

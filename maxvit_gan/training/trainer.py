@@ -151,7 +151,8 @@ class Trainer:
         self.rank, self.world = acc.process_index, acc.num_processes
         if acc.device.type == "cpu":  # `accelerate launch` exports OMP_NUM_THREADS=1 unless told otherwise
             local = int(os.environ.get("LOCAL_WORLD_SIZE", acc.num_processes))
-            torch.set_num_threads(t.cpu_threads or max(1, (os.cpu_count() or 1) // local))
+            auto = int(os.environ.get("MAXVIT_GAN_CPU_THREADS", 0)) or max(1, (os.cpu_count() or 1) // local)
+            torch.set_num_threads(t.cpu_threads or auto)
         validate_config(cfg, self.world)
         self.run_dir = Path(cfg.run_dir or "outputs/run")
         self.ckpt_dir = self.run_dir / "checkpoints"

@@ -1,0 +1,29 @@
+"""In-process helpers for training tests: compose the Hydra config, build a fresh Trainer."""
+
+from pathlib import Path
+
+from accelerate.state import AcceleratorState, GradientState
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from maxvit_gan.config import register_configs
+from maxvit_gan.training.trainer import Trainer
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_config(run_dir, *overrides):
+    register_configs()
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=["experiment=smoke", "data.shapes_num_images=64",
+                                                      "train.log_tensorboard=false", *overrides])  # fmt: skip
+    cfg = OmegaConf.to_object(cfg)
+    cfg.run_dir = str(run_dir)
+    return cfg
+
+
+def fresh_trainer(cfg) -> Trainer:
+    """Accelerate keeps process-wide singletons: reset them so each Trainer starts clean."""
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+    return Trainer(cfg)
