@@ -78,27 +78,83 @@ def attention(
     return probs @ v
 
 
-def fast_attention(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor | None, use_sdpa: bool = True
-) -> torch.Tensor:
-    """Same math as :func:`attention`, choosing the fastest route for the situation.
+_CHUNK_BYTES = 1 << 20  # scores per chunk and thread in _BiasAttentionCPU (about one L2 cache)
+
+
+class _BiasAttentionCPU(torch.autograd.Function):
+    """softmax(q k^T * d^-0.5 + bias) v with gradients for q, k, v *and* the bias, for CPU.
+
+    ``qkv``: (3, B, ..., N, d) packed; ``bias`` broadcasts to (B, ..., N, N). Same math as
+    :func:`attention` (the scale is applied to the scores instead of q: equal up to float
+    rounding). It walks the batch in chunks whose (N x N) scores fit in cache and does the
+    score-sized work in place (scale, bias, softmax into a preallocated buffer; softmax
+    backward, bias-gradient reduction); q, k, v gradients are written straight into one
+    packed buffer (no stack of three gradients).
+    """
+
+    @staticmethod
+    def forward(ctx, qkv: torch.Tensor, bias: torch.Tensor, chunk: int) -> torch.Tensor:
+        q, k, v = qkv.unbind(0)
+        scale = q.shape[-1] ** -0.5
+        probs = q.new_empty(q.shape[:-1] + (k.shape[-2],))
+        out = torch.empty_like(q)
+        for s in range(0, q.shape[0], chunk):
+            sl = slice(s, s + chunk)
+            scores = torch.matmul(q[sl], k[sl].transpose(-2, -1))
+            scores.mul_(scale).add_(bias)
+            torch._softmax(scores, -1, False, out=probs[sl])
+            torch.matmul(probs[sl], v[sl], out=out[sl])
+        ctx.save_for_backward(qkv, probs)
+        ctx.chunk, ctx.scale, ctx.bias_shape = chunk, scale, bias.shape
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):
+        qkv, probs = ctx.saved_tensors
+        q, k, v = qkv.unbind(0)
+        grad_out = grad_out.contiguous()
+        dqkv = torch.empty_like(qkv)
+        dq, dk, dv = dqkv.unbind(0)
+        dbias = None
+        for s in range(0, q.shape[0], ctx.chunk):
+            sl = slice(s, s + ctx.chunk)
+            p, g = probs[sl], grad_out[sl]
+            torch.matmul(p.transpose(-2, -1), g, out=dv[sl])
+            ds = torch._softmax_backward_data(torch.matmul(g, v[sl].transpose(-2, -1)), p, -1, p.dtype)
+            if ctx.needs_input_grad[1]:
+                part = ds.sum_to_size(ctx.bias_shape)
+                dbias = part if dbias is None else dbias.add_(part)
+            ds.mul_(ctx.scale)
+            torch.matmul(ds, k[sl], out=dq[sl])
+            torch.matmul(ds.transpose(-2, -1), q[sl], out=dk[sl])
+        return dqkv, dbias, None
+
+
+def qkv_attention(qkv: torch.Tensor, bias: torch.Tensor | None, use_sdpa: bool = True) -> torch.Tensor:
+    """:func:`attention` on a packed (3, B, ..., N, d) qkv tensor, by the fastest route.
 
     On CPU, when the bias needs a gradient (training the relative position table), SDPA
-    cannot use its fused kernel and falls back to an unfused math path that also scales
-    both q and k and checks for fully-masked rows; the explicit product below does the same
-    math with fewer passes over the (N x N) scores. Everywhere else (no grad for the bias,
-    or CUDA, whose memory-efficient kernel returns the bias gradient) SDPA is used.
-    ``use_sdpa=False`` keeps the plain reference path.
+    cannot use its fused kernel and falls back to an unfused math path (which also scales
+    both q and k and checks for fully-masked rows); float32 then goes through
+    :class:`_BiasAttentionCPU` and autocast through the explicit product (softmax in
+    float32). Everywhere else (no grad for the bias: inference; CUDA, whose memory-efficient
+    kernel returns the bias gradient) SDPA is used. ``use_sdpa=False``: the reference path.
     """
+    q, k, v = qkv.unbind(0)
     if not use_sdpa:
         return attention(q, k, v, bias, use_sdpa=False)
     bias_grad = bias is not None and bias.requires_grad and torch.is_grad_enabled()
     if not (bias_grad and q.device.type == "cpu"):
         return F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+    if qkv.dtype == torch.float32 and bias.dtype == torch.float32 and not torch.is_autocast_enabled("cpu"):
+        per_item = math.prod(q.shape[1:-1]) * k.shape[-2] * 4  # bytes of scores per batch index
+        # single thread: chunks of ~1 MB of scores (cache-resident). With several threads, one
+        # chunk: each chunk is a dozen parallel regions, and on shared cores every region's
+        # barrier costs more than the cache saves (measured on the 2-core dev machine)
+        chunk = max(1, _CHUNK_BYTES // per_item) if torch.get_num_threads() == 1 else q.shape[0]
+        return _BiasAttentionCPU.apply(qkv.contiguous(), bias, chunk)
     logits = torch.matmul(q * q.shape[-1] ** -0.5, k.transpose(-2, -1)) + bias
-    if logits.dtype != torch.float32:  # autocast: softmax in float32, like the reference path
-        return torch.matmul(logits.float().softmax(dim=-1).to(v.dtype), v)
-    return torch.matmul(logits.softmax(dim=-1), v)
+    return torch.matmul(logits.float().softmax(dim=-1).to(v.dtype), v)
 
 
 class RelativePositionBias(nn.Module):
@@ -217,15 +273,14 @@ class _PartitionAttention(nn.Module):
         qkv = F.linear(y, self.qkv.weight, self.qkv.bias)  # (B, H, W, 3C)
         if padded:  # pad after the projection: padded keys are masked, padded queries cropped
             qkv = F.pad(qkv, (0, 0, 0, wp - w, 0, hp - h))
-        q, k, v = self._split(qkv, sh, sw, self.num_heads).unbind(0)  # (B, groups, heads, N, d)
-        bias = self.rel_bias(sh, sw).to(q.dtype)  # (heads, N, N)
+        qkv = self._split(qkv, sh, sw, self.num_heads)  # (3, B, groups, heads, N, d)
+        bias = self.rel_bias(sh, sw).to(qkv.dtype)  # (heads, N, N)
         if padded:
-            bias = bias + self._pad_mask(h, w, hp, wp, sh, sw, x.device, q.dtype)  # (groups, heads, N, N)
-            out = fast_attention(q, k, v, bias, self.use_sdpa)
+            bias = bias + self._pad_mask(h, w, hp, wp, sh, sw, x.device, qkv.dtype)  # (groups, heads, N, N)
+            out = qkv_attention(qkv, bias, self.use_sdpa)
         else:
-            n, d = q.shape[-2:]
-            flat = (-1, self.num_heads, n, d)  # 4-D for the fused SDPA kernels
-            out = fast_attention(q.reshape(flat), k.reshape(flat), v.reshape(flat), bias, self.use_sdpa)
+            n, d = qkv.shape[-2:]
+            out = qkv_attention(qkv.view(3, -1, self.num_heads, n, d), bias, self.use_sdpa)  # 4-D q, k, v
             out = out.view(b, -1, self.num_heads, n, d)
         out = self._merge(out, sh, sw, hp, wp)  # (B, Hp, Wp, C)
         if padded:
