@@ -93,6 +93,47 @@ def maxrss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def current_rss_mb() -> float:
+    """Resident set size now (MB), from /proc/self/statm (Linux); ru_maxrss where unavailable."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError):
+        return maxrss_mb()
+
+
+class RssSampler:
+    """Peak RSS while the ``with`` body runs: a thread samples /proc/self/statm every 2 ms.
+
+    ru_maxrss is a process-lifetime high-water mark (imports and earlier phases can hide a
+    later phase's peak); sampling sees each phase on its own. Short spikes (< 2 ms) can be
+    missed, so the numbers are lower bounds.
+    """
+
+    def __init__(self, interval_s: float = 0.002):
+        self.interval_s = interval_s
+        self.peak_mb = 0.0
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.peak_mb = max(self.peak_mb, current_rss_mb())
+            self._stop.wait(self.interval_s)
+
+    def __enter__(self):
+        import threading
+
+        self.peak_mb = current_rss_mb()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak_mb = max(self.peak_mb, current_rss_mb())
+
+
 # --------------------------------------------------------------------------- timm's block
 
 

@@ -146,7 +146,12 @@ def qkv_attention(qkv: torch.Tensor, bias: torch.Tensor | None, use_sdpa: bool =
     bias_grad = bias is not None and bias.requires_grad and torch.is_grad_enabled()
     if not (bias_grad and q.device.type == "cpu"):
         return F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
-    if qkv.dtype == torch.float32 and bias.dtype == torch.float32 and not torch.is_autocast_enabled("cpu"):
+    if (
+        qkv.dtype == torch.float32
+        and bias.dtype == torch.float32
+        and not torch.is_autocast_enabled("cpu")
+        and not torch.compiler.is_compiling()  # inductor fuses the plain product itself
+    ):
         per_item = math.prod(q.shape[1:-1]) * k.shape[-2] * 4  # bytes of scores per batch index
         # single thread: chunks of ~1 MB of scores (cache-resident). With several threads, one
         # chunk: each chunk is a dozen parallel regions, and on shared cores every region's
@@ -280,7 +285,8 @@ class _PartitionAttention(nn.Module):
             out = qkv_attention(qkv, bias, self.use_sdpa)
         else:
             n, d = qkv.shape[-2:]
-            out = qkv_attention(qkv.view(3, -1, self.num_heads, n, d), bias, self.use_sdpa)  # 4-D q, k, v
+            # 4-D q, k, v and a 4-D mask: CPU SDPA takes its fused kernel only with those
+            out = qkv_attention(qkv.view(3, -1, self.num_heads, n, d), bias[None], self.use_sdpa)
             out = out.view(b, -1, self.num_heads, n, d)
         out = self._merge(out, sh, sw, hp, wp)  # (B, Hp, Wp, C)
         if padded:
