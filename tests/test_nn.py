@@ -1,5 +1,6 @@
 """Max-SA building blocks: partitions, locality, SDPA vs reference, dtypes, layouts, cost."""
 
+import _reference_nn as R  # the original implementation, frozen
 import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -174,3 +175,66 @@ def test_attention_work_is_linear_in_pixels():
     # and the SDPA calls in the block do count: removing attention changes the total
     blk_attn = BlockAttention(32, 1, 4)
     assert _attention_flops(blk_attn, torch.randn(1, 32, 16, 16)) > 0
+
+
+# --------------------------------------------------------------------------- fast path == original math
+
+
+def _randomize(module, std=0.05):
+    """Zero-init projections would hide whole paths: give every parameter a random value."""
+    g = torch.Generator().manual_seed(123)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * std)
+    return module
+
+
+def _assert_same_fwd_bwd(fast, ref, x, atol=1e-5):
+    ref.load_state_dict(fast.state_dict())  # same keys: the state dict layout is unchanged
+    xf, xr = x.clone().requires_grad_(), x.clone().requires_grad_()
+    yf, yr = fast(xf), ref(xr)
+    assert yf.shape == yr.shape
+    assert torch.allclose(yf, yr, atol=atol, rtol=1e-5), (yf - yr).abs().max()
+    g = torch.randn_like(yr)
+    yf.backward(g)
+    yr.backward(g)
+    assert torch.allclose(xf.grad, xr.grad, atol=atol, rtol=1e-5), (xf.grad - xr.grad).abs().max()
+    pf, pr = dict(fast.named_parameters()), dict(ref.named_parameters())
+    for name, p in pf.items():
+        assert torch.allclose(p.grad, pr[name].grad, atol=atol, rtol=1e-4), (name, (p.grad - pr[name].grad).abs().max())
+
+
+@pytest.mark.parametrize("kind", ["block", "grid"])
+@pytest.mark.parametrize("hw,size", [((8, 8), 4), ((8, 12), 4), ((6, 10), 4), ((3, 3), 4), ((16, 16), 8)])
+@pytest.mark.parametrize("use_sdpa", [True, False])
+def test_fast_attention_equals_original(kind, hw, size, use_sdpa):
+    fast_cls, ref_cls = (BlockAttention, R.BlockAttention) if kind == "block" else (GridAttention, R.GridAttention)
+    fast = _randomize(fast_cls(64, 2, size, use_sdpa=use_sdpa))
+    ref = ref_cls(64, 2, size, use_sdpa=use_sdpa)
+    _assert_same_fwd_bwd(fast, ref, torch.randn(2, 64, *hw))
+
+
+@pytest.mark.parametrize("dim,hw,window,grid", [(64, 16, 8, 8), (64, 16, 4, 4), (32, 12, 8, 4), (64, 8, 8, 8)])
+def test_fast_maxvit_block_equals_original(dim, hw, window, grid):
+    fast = _randomize(MaxViTBlock(dim, dim // 32, window, grid))
+    ref = R.MaxViTBlock(dim, dim // 32, window, grid)
+    _assert_same_fwd_bwd(fast, ref, torch.randn(2, dim, hw, hw))
+    with torch.no_grad():  # inference route (fused SDPA kernel, no bias grad)
+        assert torch.allclose(fast(torch.ones(1, dim, hw, hw)), ref(torch.ones(1, dim, hw, hw)), atol=1e-5)
+
+
+@pytest.mark.parametrize("cin,cout,up", [(32, 32, False), (32, 64, True), (32, 16, False)])
+def test_fast_mbconv_equals_original(cin, cout, up):
+    fast = _randomize(MBConv(cin, cout, upsample=up))
+    ref = R.MBConv(cin, cout, upsample=up)
+    _assert_same_fwd_bwd(fast, ref, torch.randn(2, cin, 6, 10))
+
+
+def test_fast_block_channels_last_input_and_bf16_match_original():
+    fast = _randomize(MaxViTBlock(64, 2, 4, 4))
+    ref = R.MaxViTBlock(64, 2, 4, 4)
+    x = torch.randn(2, 64, 16, 16).to(memory_format=torch.channels_last)
+    _assert_same_fwd_bwd(fast, ref, x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        yf, yr = fast(x), ref(x)
+    assert (yf.float() - yr.float()).abs().max() < 0.05

@@ -78,11 +78,96 @@ def attention(
     return probs @ v
 
 
+_CHUNK_BYTES = 1 << 20  # scores per chunk and thread in _BiasAttentionCPU (about one L2 cache)
+
+
+class _BiasAttentionCPU(torch.autograd.Function):
+    """softmax(q k^T * d^-0.5 + bias) v with gradients for q, k, v *and* the bias, for CPU.
+
+    ``qkv``: (3, B, ..., N, d) packed; ``bias`` broadcasts to (B, ..., N, N). Same math as
+    :func:`attention` (the scale is applied to the scores instead of q: equal up to float
+    rounding). It walks the batch in chunks whose (N x N) scores fit in cache and does the
+    score-sized work in place (scale, bias, softmax into a preallocated buffer; softmax
+    backward, bias-gradient reduction); q, k, v gradients are written straight into one
+    packed buffer (no stack of three gradients).
+    """
+
+    @staticmethod
+    def forward(ctx, qkv: torch.Tensor, bias: torch.Tensor, chunk: int) -> torch.Tensor:
+        q, k, v = qkv.unbind(0)
+        scale = q.shape[-1] ** -0.5
+        probs = q.new_empty(q.shape[:-1] + (k.shape[-2],))
+        out = torch.empty_like(q)
+        for s in range(0, q.shape[0], chunk):
+            sl = slice(s, s + chunk)
+            scores = torch.matmul(q[sl], k[sl].transpose(-2, -1))
+            scores.mul_(scale).add_(bias)
+            torch._softmax(scores, -1, False, out=probs[sl])
+            torch.matmul(probs[sl], v[sl], out=out[sl])
+        ctx.save_for_backward(qkv, probs)
+        ctx.chunk, ctx.scale, ctx.bias_shape = chunk, scale, bias.shape
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):
+        qkv, probs = ctx.saved_tensors
+        q, k, v = qkv.unbind(0)
+        grad_out = grad_out.contiguous()
+        dqkv = torch.empty_like(qkv)
+        dq, dk, dv = dqkv.unbind(0)
+        dbias = None
+        for s in range(0, q.shape[0], ctx.chunk):
+            sl = slice(s, s + ctx.chunk)
+            p, g = probs[sl], grad_out[sl]
+            torch.matmul(p.transpose(-2, -1), g, out=dv[sl])
+            ds = torch._softmax_backward_data(torch.matmul(g, v[sl].transpose(-2, -1)), p, -1, p.dtype)
+            if ctx.needs_input_grad[1]:
+                part = ds.sum_to_size(ctx.bias_shape)
+                dbias = part if dbias is None else dbias.add_(part)
+            ds.mul_(ctx.scale)
+            torch.matmul(ds, k[sl], out=dq[sl])
+            torch.matmul(ds.transpose(-2, -1), q[sl], out=dk[sl])
+        return dqkv, dbias, None
+
+
+def qkv_attention(qkv: torch.Tensor, bias: torch.Tensor | None, use_sdpa: bool = True) -> torch.Tensor:
+    """:func:`attention` on a packed (3, B, ..., N, d) qkv tensor, by the fastest route.
+
+    On CPU, when the bias needs a gradient (training the relative position table), SDPA
+    cannot use its fused kernel and falls back to an unfused math path (which also scales
+    both q and k and checks for fully-masked rows); float32 then goes through
+    :class:`_BiasAttentionCPU` and autocast through the explicit product (softmax in
+    float32). Everywhere else (no grad for the bias: inference; CUDA, whose memory-efficient
+    kernel returns the bias gradient) SDPA is used. ``use_sdpa=False``: the reference path.
+    """
+    q, k, v = qkv.unbind(0)
+    if not use_sdpa:
+        return attention(q, k, v, bias, use_sdpa=False)
+    bias_grad = bias is not None and bias.requires_grad and torch.is_grad_enabled()
+    if not (bias_grad and q.device.type == "cpu"):
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+    if (
+        qkv.dtype == torch.float32
+        and bias.dtype == torch.float32
+        and not torch.is_autocast_enabled("cpu")
+        and not torch.compiler.is_compiling()  # inductor fuses the plain product itself
+    ):
+        per_item = math.prod(q.shape[1:-1]) * k.shape[-2] * 4  # bytes of scores per batch index
+        # single thread: chunks of ~1 MB of scores (cache-resident). With several threads, one
+        # chunk: each chunk is a dozen parallel regions, and on shared cores every region's
+        # barrier costs more than the cache saves (measured on the 2-core dev machine)
+        chunk = max(1, _CHUNK_BYTES // per_item) if torch.get_num_threads() == 1 else q.shape[0]
+        return _BiasAttentionCPU.apply(qkv.contiguous(), bias, chunk)
+    logits = torch.matmul(q * q.shape[-1] ** -0.5, k.transpose(-2, -1)) + bias
+    return torch.matmul(logits.float().softmax(dim=-1).to(v.dtype), v)
+
+
 class RelativePositionBias(nn.Module):
     """Learned bias per head for each relative offset inside a P x P window.
 
     Table ``((2P-1)^2, heads)``, trunc-normal(0.02) init. A smaller (clamped, possibly
-    rectangular) window indexes the same table with its own offsets.
+    rectangular) window indexes the same table with its own offsets. The flat gather index
+    is cached per (window, device).
     """
 
     def __init__(self, window_size: int, num_heads: int):
@@ -107,22 +192,62 @@ class RelativePositionBias(nn.Module):
         return idx
 
     def forward(self, ph: int, pw: int) -> torch.Tensor:
-        """-> (heads, ph*pw, ph*pw)."""
+        """-> (heads, ph*pw, ph*pw), contiguous."""
         idx = self._index(ph, pw, self.table.device)
-        return self.table[idx].permute(2, 0, 1)
+        n = idx.shape[0]
+        # gather rows of the transposed table: the result comes out head-major and contiguous
+        return self.table.t().index_select(1, idx.flatten()).view(self.num_heads, n, n)
 
 
 # --------------------------------------------------------------------------- Max-SA sublayers
+
+
+def _split_qkv_windows(qkv: torch.Tensor, ph: int, pw: int, heads: int) -> torch.Tensor:
+    """(B, H, W, 3C) -> (3, B, groups, heads, ph*pw, d) with one copy; groups = tiles, row-major."""
+    b, h, w, c3 = qkv.shape
+    d = c3 // (3 * heads)
+    t = qkv.view(b, h // ph, ph, w // pw, pw, 3, heads, d).permute(5, 0, 1, 3, 6, 2, 4, 7)
+    return t.reshape(3, b, (h // ph) * (w // pw), heads, ph * pw, d)
+
+
+def _merge_windows(o: torch.Tensor, ph: int, pw: int, h: int, w: int) -> torch.Tensor:
+    """(B, groups, heads, ph*pw, d) -> (B, H, W, heads*d): inverse layout of the split."""
+    b, _, heads, _, d = o.shape
+    o = o.view(b, h // ph, w // pw, heads, ph, pw, d).permute(0, 1, 4, 2, 5, 3, 6)
+    return o.reshape(b, h, w, heads * d)
+
+
+def _split_qkv_grid(qkv: torch.Tensor, gh: int, gw: int, heads: int) -> torch.Tensor:
+    """(B, H, W, 3C) -> (3, B, groups, heads, gh*gw, d); group (i, j) holds the tokens at
+    (i + y * H/gh, j + x * W/gw)."""
+    b, h, w, c3 = qkv.shape
+    d = c3 // (3 * heads)
+    t = qkv.view(b, gh, h // gh, gw, w // gw, 3, heads, d).permute(5, 0, 2, 4, 6, 1, 3, 7)
+    return t.reshape(3, b, (h // gh) * (w // gw), heads, gh * gw, d)
+
+
+def _merge_grid(o: torch.Tensor, gh: int, gw: int, h: int, w: int) -> torch.Tensor:
+    b, _, heads, _, d = o.shape
+    o = o.view(b, h // gh, w // gw, heads, gh, gw, d).permute(0, 4, 1, 5, 2, 3, 6)
+    return o.reshape(b, h, w, heads * d)
 
 
 class _PartitionAttention(nn.Module):
     """Pre-norm multi-head self-attention over a partition of the map, with residual.
 
     Subclasses choose the partition (tiles or grid). Relative position bias per sublayer.
+
+    Fast layout: LayerNorm and the fused qkv projection run on the whole channels-last map;
+    the qkv tensor is then partitioned with a single view/permute/copy straight into
+    (3, B, groups, heads, N, d); the attention output is merged back to (B, H, W, C) with one
+    more copy before the output projection. The bias (heads, N, N) broadcasts over the batch
+    and groups (no repeat); padding masks are per group, also broadcast over the batch.
     """
 
     partition = staticmethod(window_partition)
     reverse = staticmethod(window_reverse)
+    _split = staticmethod(_split_qkv_windows)
+    _merge = staticmethod(_merge_windows)
 
     def __init__(self, dim: int, num_heads: int, size: int, use_sdpa: bool = True):
         super().__init__()
@@ -148,30 +273,33 @@ class _PartitionAttention(nn.Module):
             raise ValueError(f"{type(self).__name__}: expected {self.dim} channels, got input of shape {tuple(x.shape)}")
         sh, sw = min(self.size, h), min(self.size, w)
         hp, wp = math.ceil(h / sh) * sh, math.ceil(w / sw) * sw
-        y = self.norm(x)
-        if (hp, wp) != (h, w):
-            y = F.pad(y, (0, 0, 0, wp - w, 0, hp - h))
-        tokens = self.partition(y, sh, sw)  # (B', N, C)
-        bn, n, _ = tokens.shape
-        qkv = self.qkv(tokens).view(bn, n, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv.unbind(0)  # (B', heads, N, d)
-        bias = self.rel_bias(sh, sw).to(q.dtype).unsqueeze(0)  # (1, heads, N, N)
-        if (hp, wp) != (h, w):
-            bias = bias + self._pad_mask(h, w, hp, wp, sh, sw, b, x.device, q.dtype)
-        out = attention(q, k, v, bias, self.use_sdpa)
-        out = self.proj(out.transpose(1, 2).reshape(bn, n, c))
-        out = self.reverse(out, sh, sw, hp, wp)
-        if (hp, wp) != (h, w):
+        padded = (hp, wp) != (h, w)
+        y = F.layer_norm(x, self.norm.normalized_shape, self.norm.weight, self.norm.bias, self.norm.eps)
+        qkv = F.linear(y, self.qkv.weight, self.qkv.bias)  # (B, H, W, 3C)
+        if padded:  # pad after the projection: padded keys are masked, padded queries cropped
+            qkv = F.pad(qkv, (0, 0, 0, wp - w, 0, hp - h))
+        qkv = self._split(qkv, sh, sw, self.num_heads)  # (3, B, groups, heads, N, d)
+        bias = self.rel_bias(sh, sw).to(qkv.dtype)  # (heads, N, N)
+        if padded:
+            bias = bias + self._pad_mask(h, w, hp, wp, sh, sw, x.device, qkv.dtype)  # (groups, heads, N, N)
+            out = qkv_attention(qkv, bias, self.use_sdpa)
+        else:
+            n, d = qkv.shape[-2:]
+            # 4-D q, k, v and a 4-D mask: CPU SDPA takes its fused kernel only with those
+            out = qkv_attention(qkv.view(3, -1, self.num_heads, n, d), bias[None], self.use_sdpa)
+            out = out.view(b, -1, self.num_heads, n, d)
+        out = self._merge(out, sh, sw, hp, wp)  # (B, Hp, Wp, C)
+        if padded:
             out = out[:, :h, :w]
-        return x + out
+        return F.linear(out, self.proj.weight, self.proj.bias) + x  # new tensor first: its layout wins
 
-    def _pad_mask(self, h, w, hp, wp, sh, sw, b, device, dtype) -> torch.Tensor:
-        """Additive key mask (B', 1, 1, N): -inf on padded tokens, 0 elsewhere."""
+    def _pad_mask(self, h, w, hp, wp, sh, sw, device, dtype) -> torch.Tensor:
+        """Additive key mask (groups, 1, 1, N): -inf on padded tokens, 0 elsewhere."""
         valid = torch.zeros(1, hp, wp, 1, device=device, dtype=torch.bool)
         valid[:, :h, :w] = True
         valid = self.partition(valid, sh, sw)[..., 0]  # (groups, N)
         mask = torch.zeros(valid.shape, device=device, dtype=dtype).masked_fill(~valid, float("-inf"))
-        return mask.repeat(b, 1)[:, None, None, :]
+        return mask[:, None, None, :]
 
 
 class BlockAttention(_PartitionAttention):
@@ -179,6 +307,8 @@ class BlockAttention(_PartitionAttention):
 
     partition = staticmethod(window_partition)
     reverse = staticmethod(window_reverse)
+    _split = staticmethod(_split_qkv_windows)
+    _merge = staticmethod(_merge_windows)
 
     def __init__(self, dim: int, num_heads: int, window_size: int, use_sdpa: bool = True):
         super().__init__(dim, num_heads, window_size, use_sdpa)
@@ -189,6 +319,8 @@ class GridAttention(_PartitionAttention):
 
     partition = staticmethod(grid_partition)
     reverse = staticmethod(grid_reverse)
+    _split = staticmethod(_split_qkv_grid)
+    _merge = staticmethod(_merge_grid)
 
     def __init__(self, dim: int, num_heads: int, grid_size: int, use_sdpa: bool = True):
         super().__init__(dim, num_heads, grid_size, use_sdpa)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from maxvit_gan.nn.attention import BlockAttention, GridAttention
@@ -21,7 +22,9 @@ class FeedForward(nn.Module):
         self.fc2 = nn.Linear(hidden, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.fc2(self.act(self.fc1(self.norm(x))))
+        n = self.norm
+        y = F.layer_norm(x, n.normalized_shape, n.weight, n.bias, n.eps)
+        return self.fc2(self.act(self.fc1(y))) + x  # new tensor first: its layout wins
 
 
 class MaxViTBlock(nn.Module):
@@ -45,8 +48,13 @@ class MaxViTBlock(nn.Module):
         self.grid_mlp = FeedForward(dim, mlp_ratio)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.mbconv(x)
-        t = x.permute(0, 2, 3, 1)  # channels-last between the attention sublayers
+        """(B, C, H, W) -> (B, C, H, W). Computed channels-last throughout: the result is a
+        channels-last NCHW tensor, so the next block's permute to (B, H, W, C) is free."""
+        # one copy if x is NCHW-contiguous (none if channels-last); the residual stream then
+        # stays contiguous NHWC (a mixed-layout add would keep the NCHW layout and make every
+        # later LayerNorm and matmul copy its input)
+        t = x.permute(0, 2, 3, 1).contiguous()
+        t = self.mbconv.forward_nhwc(t)  # the block's MBConv never upsamples
         t = self.block_mlp(self.block_attn.forward_nhwc(t))
         t = self.grid_mlp(self.grid_attn.forward_nhwc(t))
         return t.permute(0, 3, 1, 2)

@@ -19,7 +19,13 @@ class LayerNorm2d(nn.LayerNorm):
     """LayerNorm over the channels of a (B, C, H, W) map, per pixel."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        y = F.layer_norm(x.permute(0, 2, 3, 1), self.normalized_shape, self.weight, self.bias, self.eps)
+        return y.permute(0, 3, 1, 2)
+
+
+def _conv1x1_nhwc(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    """A 1x1 Conv2d applied to a channels-last (..., C) tensor as a matmul (same parameters)."""
+    return F.linear(x, conv.weight.flatten(1), conv.bias)
 
 
 class SqueezeExcite(nn.Module):
@@ -31,11 +37,22 @@ class SqueezeExcite(nn.Module):
         self.expand = nn.Conv2d(reduced, channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        s = x.mean((2, 3), keepdim=True)
-        return x * torch.sigmoid(self.expand(F.silu(self.reduce(s))))
+        return self.forward_nhwc(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+    def gate(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, H, W, C) -> (B, C) gates in (0, 1)."""
+        s = x.mean((1, 2))
+        return torch.sigmoid(_conv1x1_nhwc(self.expand, F.silu(_conv1x1_nhwc(self.reduce, s))))
+
+    def forward_nhwc(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, H, W, C) -> (B, H, W, C)."""
+        return x * self.gate(x)[:, None, None, :]
 
 
 class MBConv(nn.Module):
+    """Runs channels-last inside: the 1x1 convs are matmuls on (B, H, W, C) and the depthwise
+    3x3 conv sees a channels-last NCHW view, so no layout copies between the layers."""
+
     def __init__(
         self,
         in_channels: int,
@@ -58,9 +75,22 @@ class MBConv(nn.Module):
         self.shortcut = nn.Conv2d(in_channels, out_channels, 1) if in_channels != out_channels else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> (B, C', H', W') (channels-last memory)."""
         if self.upsample:
             x = F.interpolate(x, scale_factor=2.0, mode="nearest")
-        y = F.gelu(self.expand(self.norm(x)))
-        y = F.gelu(self.dwconv(y))
-        y = self.project(self.se(y))
-        return self.shortcut(x) + y
+        return self.forward_nhwc(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+    def forward_nhwc(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, H, W, C) -> (B, H, W, C'), without the optional upsampling."""
+        n = self.norm
+        y = F.layer_norm(x, n.normalized_shape, n.weight, n.bias, n.eps)
+        y = F.gelu(_conv1x1_nhwc(self.expand, y))
+        y = F.gelu(self.dwconv(y.permute(0, 3, 1, 2))).permute(0, 2, 3, 1)
+        # project(y * gate) computed as y @ (W * gate)^T per sample: the gate folds into a
+        # (B, C', hidden) weight, saving two passes over the widest tensor (fwd and bwd)
+        b, h, w, c = y.shape
+        weight = self.project.weight.flatten(1).unsqueeze(0) * self.se.gate(y).unsqueeze(1)  # (B, C', hidden)
+        bias = self.project.bias.view(1, 1, -1)
+        y = torch.baddbmm(bias, y.reshape(b, h * w, c), weight.transpose(1, 2)).view(b, h, w, -1)
+        shortcut = x if isinstance(self.shortcut, nn.Identity) else _conv1x1_nhwc(self.shortcut, x)
+        return y + shortcut  # y first: its (contiguous NHWC) layout wins
