@@ -96,6 +96,10 @@ class Generator(nn.Module):
         self.class_embed = (
             nn.Embedding(cfg.num_classes, cfg.class_embed_tokens * c0) if cfg.num_classes > 0 else None
         )
+        # the class also shifts the 8x8 input map (as a conditional bias): a direct, early signal
+        self.class_input = nn.Embedding(cfg.num_classes, 64 * c0) if cfg.num_classes > 0 else None
+        if self.class_input is not None:
+            nn.init.normal_(self.class_input.weight, std=0.5)
         no_attn = [w == 0 for w in cfg.window_sizes]
         stages = []
         for i in range(n):
@@ -125,6 +129,7 @@ class Generator(nn.Module):
         latents = self.latent(z).view(b, -1, self.latent_dim) + self.latent_pos
         if self.class_embed is not None:
             latents = torch.cat([latents, self.class_embed(labels).view(b, -1, self.latent_dim)], dim=1)
+            x = x + self.class_input(labels).view(b, self.latent_dim, 8, 8)
         rgb = None
         for stage in self.stages:
             x = stage(x, latents)
