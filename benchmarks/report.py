@@ -24,6 +24,14 @@ def render(r: dict) -> str:
         f"- Machine: {m['cpu']}, {m['logical_cpus']} logical CPUs (shared with other jobs; load average at start "
         f"{', '.join(f'{x:.1f}' for x in m['load_average_at_start'] or [])}), {m['platform']}",
         f"- torch {m['torch']}, Python {m['python']}, **torch threads: {m['torch_threads']}**, date {m['date']}",
+    ]
+    if len({(v["command"], v["date"]) for v in r.get("section_runs", {}).values()}) > 1:
+        L += ["- Sections come from several runs (`--only` updates sections of an existing JSON):"]
+        L += [
+            f"  - {sec}: `{v['command']}` on {v['date']} ({v['threads']} thread(s))"
+            for sec, v in r["section_runs"].items()
+        ]
+    L += [
         "- Timing: candidates run interleaved (shuffled order each round), after one warm-up call each; the table "
         "shows medians; a speed-up is the median over rounds of t(baseline)/t(ours) in the same round, so drift of "
         "the shared machine's load cancels. > 1 means ours is faster.",
