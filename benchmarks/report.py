@@ -24,6 +24,14 @@ def render(r: dict) -> str:
         f"- Machine: {m['cpu']}, {m['logical_cpus']} logical CPUs (shared with other jobs; load average at start "
         f"{', '.join(f'{x:.1f}' for x in m['load_average_at_start'] or [])}), {m['platform']}",
         f"- torch {m['torch']}, Python {m['python']}, **torch threads: {m['torch_threads']}**, date {m['date']}",
+    ]
+    if len({(v["command"], v["date"]) for v in r.get("section_runs", {}).values()}) > 1:
+        L += ["- Sections come from several runs (`--only` updates sections of an existing JSON):"]
+        L += [
+            f"  - {sec}: `{v['command']}` on {v['date']} ({v['threads']} thread(s))"
+            for sec, v in r["section_runs"].items()
+        ]
+    L += [
         "- Timing: candidates run interleaved (shuffled order each round), after one warm-up call each; the table "
         "shows medians; a speed-up is the median over rounds of t(baseline)/t(ours) in the same round, so drift of "
         "the shared machine's load cancels. > 1 means ours is faster.",
@@ -68,6 +76,21 @@ def render(r: dict) -> str:
             "window, ours pads and masks (the sizes here are divisible, so no padding runs). Parameter counts "
             "differ by the BN affine parameters.",
             "",
+            "bf16: this AVX2 CPU has no native bf16 matmul, so both blocks run 8-10x slower than in float32; "
+            "under autocast ours takes the explicit product with a float32 softmax (the reference path's "
+            "numerics) instead of its float32-only fused CPU attention, and ends up ~10% behind timm. "
+            "Worth re-measuring on a GPU or a CPU with AMX/AVX512-BF16.",
+            "",
+            "What makes ours faster (same math; `tests/test_nn.py` compares outputs and all gradients with a "
+            "frozen copy of the original code to 1e-5): LayerNorm and the fused qkv projection run on the "
+            "whole channels-last map and the qkv tensor is partitioned into (3, B*groups, heads, N, d) with "
+            "one copy (merge back: one more); the residual stream is contiguous NHWC for the whole block; the "
+            "MBConv runs channels-last (1x1 convs as matmuls on the same weights, depthwise conv on a "
+            "channels-last view) and folds the squeeze-excite gate into a per-sample projection weight; on "
+            "CPU with a trainable bias, attention is one autograd Function (in-place score ops, bias gradient "
+            "reduced per cache-sized chunk, packed qkv gradient) instead of SDPA's unfused math fallback; "
+            "inference uses SDPA's fused CPU kernel (4-D mask).",
+            "",
         ]
     c = r.get("compile")
     if c is None:
@@ -79,7 +102,10 @@ def render(r: dict) -> str:
                 f"One block (width {c['width']}, {c['side']}x{c['side']}, batch {c['batch']}) fwd+bwd, inductor on CPU, "
                 f"after warm-up: eager {c['eager_ms']:.1f} ms, compiled {c['compiled_ms']:.1f} ms, "
                 f"**speed-up {c['speedup']:.2f}**. Compilation plus the first two calls took "
-                f"{c['first_two_calls_s']:.0f} s (less with a warm inductor cache).",
+                f"{c['first_two_calls_s']:.0f} s (less with a warm inductor cache). On this CPU, with 1 thread, "
+                "inductor's code does not beat eager for this block (the matmuls stay in the same BLAS; the "
+                "generated element-wise kernels do not make up for it); no CPU-specific inductor tuning was tried. "
+                "`train.compile=true` is meant for GPUs.",
                 "",
             ]
         else:
