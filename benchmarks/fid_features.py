@@ -112,6 +112,18 @@ def bench_frechet(d: int, repeats: int) -> dict:
     return res
 
 
+def benchmark(quick: bool, threads: int) -> dict:
+    """Entry point for benchmarks/run.py: feature extraction img/s (ours vs torch-fidelity and
+    clean-fid loops) and the Frechet distance at d=2048 (ours vs scipy sqrtm)."""
+    torch.set_num_threads(threads)
+    args = argparse.Namespace(images=8 if quick else 32, resolution=128, batch=8 if quick else 16,
+                              repeats=1 if quick else 3, dim=2048)  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        feats = bench_features(args, Path(tmp))
+    fd = bench_frechet(args.dim, 1)
+    return {"ours_img_s": feats["ours_tf_img_s"], **feats, "frechet": fd}
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--images", type=int, default=32)
