@@ -57,7 +57,7 @@ def image_bank(seed: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
     """n shapes images as float [-1, 1] (n, 3, 32, 32) and labels; cached on disk."""
     path = OUT / f"shapes{RES}_seed{seed}_n{n}.pt"
     if path.exists():
-        d = torch.load(path)
+        d = torch.load(path, weights_only=True)
         return d["x"].float() / 127.5 - 1, d["y"]
     ds = ShapesDataset(RES, n, NUM_CLASSES, seed=seed, conditional=True)
     xs, ys = zip(*(ds[i] for i in range(n)))
@@ -93,7 +93,7 @@ def classifier() -> ShapesClassifier:
     path = OUT / "shapes32_classifier.pt"
     net = ShapesClassifier()
     if path.exists():
-        net.load_state_dict(torch.load(path))
+        net.load_state_dict(torch.load(path, weights_only=True))
         return net.eval()
     x, y = image_bank(seed=101, n=8000)
     xt, yt = image_bank(seed=102, n=1000)

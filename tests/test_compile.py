@@ -4,7 +4,6 @@ Needs a working C++ compiler for inductor's CPU backend; skips with the reason o
 """
 
 import shutil
-import time
 
 import pytest
 import torch
@@ -39,14 +38,12 @@ def test_compiled_block_equals_eager():
     g = torch.randn(2, 64, 8, 8)
     y_e, gx_e, gp_e = _run(block, block, x, g)
     compiled = _compile_or_skip(block)
-    t0 = time.perf_counter()
     try:
         y_c, gx_c, gp_c = _run(compiled, block, x, g)
     except Exception as e:  # inductor could not build its C++ kernels here
         if "CppCompileError" in type(e).__name__ or "InductorError" in type(e).__name__:
             pytest.skip(f"inductor cannot compile on this machine: {type(e).__name__}: {str(e)[:200]}")
         raise
-    assert time.perf_counter() - t0 < 600
     torch.testing.assert_close(y_c, y_e, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(gx_c, gx_e, atol=1e-5, rtol=1e-5)
     assert gp_c.keys() == gp_e.keys()
