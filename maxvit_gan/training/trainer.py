@@ -21,6 +21,7 @@ import math
 import os
 import signal
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -252,7 +253,7 @@ class Trainer:
             z, c = self._latents(self.micro, gen)
             with torch.no_grad():
                 fakes = self.G(z, c)
-            with acc.no_sync(self.D) if i < n_micro - 1 else _nullcontext():
+            with acc.no_sync(self.D) if i < n_micro - 1 else nullcontext():
                 x_real = reals[sl].detach().requires_grad_(do_r1)
                 rc = real_c[sl] if real_c is not None else None
                 real_logits = self.D(self._aug(x_real, gen), rc)
@@ -280,7 +281,7 @@ class Trainer:
         self.D.requires_grad_(False)
         for i in range(n_micro):
             z, c = self._latents(self.micro, gen)
-            with acc.no_sync(self.D), (acc.no_sync(self.G) if i < n_micro - 1 else _nullcontext()):
+            with acc.no_sync(self.D), (acc.no_sync(self.G) if i < n_micro - 1 else nullcontext()):
                 logits = self.D(self._aug(self.G(z, c), gen), c)
                 loss = g_loss(cfg.loss.kind, logits.float())
                 stats[1] += loss.detach() / n_micro
@@ -557,10 +558,4 @@ def _cat(a, b):
     return None if a is None else torch.cat([a, b])
 
 
-class _nullcontext:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
 
