@@ -5,7 +5,7 @@
 
 Both generators train class-conditionally on ``maxvit_gan.data.ShapesDataset`` (32 px, 4
 classes) with the same discriminator (the tiny preset's StyleGAN2-style D with projection),
-the same recipe (the shapes_cpu experiment's: batch 32, Adam lr 2e-4, betas (0, 0.99),
+the same recipe (batch 32, Adam lr 2e-4, betas (0, 0.99),
 non-saturating loss, lazy R1 gamma 1 every 4 D steps, EMA of G with half-life 2 kimg and
 ramp-up 0.1) and the same training wall-clock budget per run (evaluation time excluded).
 

@@ -78,6 +78,7 @@ class LossConfig:
     r1_interval: int = 1  # >1: lazy R1 every N D steps, weight x N (StyleGAN2)
     diffaug: str = ""  # DiffAugment policy, e.g. "color,translation,cutout" (applied to reals and fakes)
     bcr_weight: float = 0.0  # balanced consistency regularization weight (0 = off); needs diffaug
+    class_weight: float = 0.0  # auxiliary classifier loss (AC-GAN style: D classifies reals, G makes fakes classifiable); 0 = off
 
 
 @dataclass

@@ -50,6 +50,21 @@ def test_every_parameter_gets_a_gradient(num_classes):
         assert not missing, f"{name} parameters without gradient: {missing}"
 
 
+def test_discriminator_class_head():
+    _, d = build_models(ModelConfig(preset="tiny"), 32, 4, d_class_head=True)
+    x, y = torch.randn(3, 3, 32, 32), torch.tensor([0, 1, 3])
+    logits, cls = d(x, y, class_logits=True)
+    assert logits.shape == (3,) and cls.shape == (3, 4)
+    assert torch.equal(logits, d(x, y))  # the head does not change the adversarial logit
+    torch.nn.functional.cross_entropy(cls, y).backward()
+    assert d.class_head.weight.grad.abs().sum() > 0 and d.from_rgb.weight.grad.abs().sum() > 0
+    _, plain = build_models(ModelConfig(preset="tiny"), 32, 4)
+    with pytest.raises(ValueError, match="class head"):
+        plain(x, y, class_logits=True)
+    with pytest.raises(ValueError, match="num_classes=0"):
+        build_models(ModelConfig(preset="tiny"), 32, 0, d_class_head=True)
+
+
 def test_conditional_generator_uses_labels():
     g = Generator(generator_preset("tiny", 32, num_classes=3))
     z = torch.randn(2, g.z_dim)

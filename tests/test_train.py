@@ -95,6 +95,18 @@ def test_resume_is_bit_exact_one_process(tmp_path):
     assert not torch.equal(a["G.input.weight"], first_half["G.input.weight"])  # it did train on
 
 
+def test_auxiliary_class_loss_is_trained_and_logged(tmp_path):
+    cfg = run_config(tmp_path, *FAST, "train.kimg=0.016", "loss.class_weight=1")  # 2 steps
+    trainer = fresh_trainer(cfg)
+    D = trainer.accelerator.unwrap_model(trainer.D)
+    head0 = D.class_head.weight.detach().clone()
+    trainer.train()
+    assert not torch.equal(head0, D.class_head.weight)  # D learns to classify reals
+    rec = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])
+    # untrained: about ln(4) = 1.39 for both; G's side is what pushes fakes towards their class
+    assert 0.5 < rec["cls_D"] < 5 and 0.5 < rec["cls_G"] < 5
+
+
 @pytest.mark.slow
 def test_two_processes_stay_in_sync_and_resume_bit_exact(tmp_path):
     straight, halves = tmp_path / "straight", tmp_path / "halves"
@@ -119,6 +131,7 @@ def _train_script(args, tmp_path):
         (["experiment=smoke", "data=folder", "data.path=/nonexistent/imagenet"], "/nonexistent/imagenet"),
         (["experiment=smoke", "train.batch_size=6", "train.grad_accum=4"], "train.batch_size"),
         (["experiment=smoke", "loss.kind=wgan"], "loss.kind"),
+        (["experiment=smoke", "data.conditional=false", "loss.class_weight=1"], "loss.class_weight"),
     ],
 )
 def test_bad_configuration_is_a_clear_error(tmp_path, args, expected):

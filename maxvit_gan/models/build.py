@@ -9,7 +9,7 @@ from maxvit_gan.models.presets import discriminator_preset, generator_preset
 
 
 def resolve_model_configs(
-    cfg: ModelConfig, resolution: int, num_classes: int = 0
+    cfg: ModelConfig, resolution: int, num_classes: int = 0, d_class_head: bool = False
 ) -> tuple[GeneratorConfig, DiscriminatorConfig]:
     g = generator_preset(
         cfg.preset,
@@ -29,10 +29,14 @@ def resolve_model_configs(
         channel_base=cfg.d_channel_base,
         channel_max=cfg.d_channel_max,
         mbstd_group=cfg.d_mbstd_group,
+        class_head=d_class_head,
     )
     return g, d
 
 
-def build_models(cfg: ModelConfig, resolution: int, num_classes: int = 0) -> tuple[Generator, Discriminator]:
-    g, d = resolve_model_configs(cfg, resolution, num_classes)
+def build_models(
+    cfg: ModelConfig, resolution: int, num_classes: int = 0, d_class_head: bool = False
+) -> tuple[Generator, Discriminator]:
+    """d_class_head: give D an auxiliary classifier (the trainer sets it when loss.class_weight > 0)."""
+    g, d = resolve_model_configs(cfg, resolution, num_classes, d_class_head)
     return Generator(g), Discriminator(d)

@@ -41,6 +41,7 @@ class DiscriminatorConfig:
     channel_max: int | None = None
     mbstd_group: int = 4  # minibatch-stddev group size (0 = off)
     cmap_dim: int = 0  # projection embedding size (0 = top width)
+    class_head: bool = False  # auxiliary classifier on the top features (AC-GAN style; needs classes)
 
     def to_dict(self) -> dict:
         return asdict(self)

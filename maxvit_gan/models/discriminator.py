@@ -2,6 +2,7 @@
 
     RGB ─► 1x1 fromRGB ─► [residual block: conv3x3, conv3x3, blur-downsample; skip: blur-down + 1x1] x log2(R/4)
         ─► 4x4: minibatch stddev ─► conv3x3 ─► fc ─► logit (+ <embed(class), features> when conditional)
+                                                    └► optional class head: class logits (AC-GAN style)
 
 LeakyReLU 0.2, no BatchNorm (two forward passes before one backward would break DDP buffer
 sync), no equalized learning rate (HiT's D has none); Kaiming init.
@@ -84,6 +85,9 @@ class Discriminator(nn.Module):
         self.fc = nn.Linear(c4 * 16, c4)
         self.out = nn.Linear(c4, 1)
         self.embed = nn.Embedding(cfg.num_classes, c4) if cfg.num_classes > 0 else None
+        if cfg.class_head and cfg.num_classes < 2:
+            raise ValueError(f"DiscriminatorConfig.class_head needs >= 2 classes, got num_classes={cfg.num_classes}")
+        self.class_head = nn.Linear(c4, cfg.num_classes) if cfg.class_head else None
         for m in self.modules():
             if isinstance(m, (nn.Conv2d, nn.Linear)):
                 nn.init.kaiming_normal_(m.weight, a=0.2, nonlinearity="leaky_relu")
@@ -92,8 +96,11 @@ class Discriminator(nn.Module):
         if self.embed is not None:
             nn.init.normal_(self.embed.weight, std=c4**-0.5)
 
-    def forward(self, img: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """img: (B, 3, R, R) in [-1, 1]; labels: (B,) int64 -> logits (B,)."""
+    def forward(self, img: torch.Tensor, labels: torch.Tensor | None = None, class_logits: bool = False):
+        """img: (B, 3, R, R) in [-1, 1]; labels: (B,) int64 -> logits (B,).
+
+        With ``class_logits=True`` (needs the class head) returns (logits, class logits (B, classes)).
+        """
         if img.ndim != 4 or img.shape[1:] != (3, self.resolution, self.resolution):
             raise ValueError(
                 f"Discriminator: expected images of shape (B, 3, {self.resolution}, {self.resolution}), got {tuple(img.shape)}"
@@ -110,4 +117,8 @@ class Discriminator(nn.Module):
         logit = self.out(h).squeeze(1)
         if self.embed is not None:
             logit = logit + (self.embed(labels) * h).sum(1)
+        if class_logits:
+            if self.class_head is None:
+                raise ValueError("Discriminator: class_logits=True needs a class head (DiscriminatorConfig.class_head)")
+            return logit, self.class_head(h)
         return logit

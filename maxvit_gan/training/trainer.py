@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.utils import DistributedDataParallelKwargs, set_seed
 from torch.utils.data import DataLoader
@@ -44,6 +45,9 @@ from maxvit_gan.training.losses import LOSSES, consistency_loss, d_loss, g_loss,
 
 class NonFiniteLossError(RuntimeError):
     pass
+
+
+STAT_NAMES = ("loss_D", "loss_G", "r1", "bcr", "cls_D", "cls_G")  # per-step statistics, in this order
 
 
 def step_generator(seed: int, rank: int, step: int, stream: int = 0) -> torch.Generator:
@@ -85,6 +89,8 @@ def validate_config(cfg: RunConfig, world: int) -> None:
         raise ValueError(f"train.nan_policy: {t.nan_policy!r}; choose stop or skip")
     if cfg.loss.bcr_weight > 0 and not cfg.loss.diffaug:
         raise ValueError("loss.bcr_weight > 0 needs an augmentation: set loss.diffaug (e.g. color,translation,cutout)")
+    if cfg.loss.class_weight < 0:
+        raise ValueError(f"loss.class_weight must be >= 0, got {cfg.loss.class_weight}")
     parse_policy(cfg.loss.diffaug)
     if cfg.resume not in (None, "", "auto") and not Path(cfg.resume).is_dir():
         raise FileNotFoundError(f"resume: checkpoint directory {cfg.resume} does not exist")
@@ -162,6 +168,11 @@ class Trainer:
 
         self.dataset = build_dataset(cfg.data)
         self.num_classes = self.dataset.num_classes if cfg.data.conditional else 0
+        if cfg.loss.class_weight > 0 and self.num_classes < 2:
+            raise ValueError(
+                f"loss.class_weight={cfg.loss.class_weight} needs a conditional dataset with >= 2 classes "
+                f"(data.conditional={cfg.data.conditional}, classes={self.num_classes})"
+            )
         labels = np.asarray(self.dataset.labels) if self.num_classes else None
         self.label_probs = (
             torch.from_numpy(np.bincount(labels, minlength=self.num_classes) / len(labels)).float()
@@ -169,7 +180,7 @@ class Trainer:
             else None
         )
         set_seed(cfg.seed)  # identical initial weights on every rank (and the EMA copy made before prepare)
-        G, D = build_models(cfg.model, cfg.data.resolution, self.num_classes)
+        G, D = build_models(cfg.model, cfg.data.resolution, self.num_classes, d_class_head=cfg.loss.class_weight > 0)
         if t.channels_last:
             G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
         self.ema = EMA(G).to(acc.device)
@@ -244,7 +255,8 @@ class Trainer:
         real_c = labels.to(acc.device) if self.num_classes else None
         n_micro = cfg.train.grad_accum
         do_r1 = cfg.loss.r1_gamma > 0 and step % cfg.loss.r1_interval == 0
-        stats = torch.zeros(4, device=acc.device)  # loss_d, loss_g, r1, bcr
+        cw = cfg.loss.class_weight
+        stats = torch.zeros(len(STAT_NAMES), device=acc.device)
 
         # ---- D phase
         self.D.requires_grad_(True)
@@ -256,10 +268,17 @@ class Trainer:
             with acc.no_sync(self.D) if i < n_micro - 1 else nullcontext():
                 x_real = reals[sl].detach().requires_grad_(do_r1)
                 rc = real_c[sl] if real_c is not None else None
-                real_logits = self.D(self._aug(x_real, gen), rc)
+                if cw > 0:  # auxiliary classifier learns the classes of reals only
+                    real_logits, real_cls = self.D(self._aug(x_real, gen), rc, class_logits=True)
+                else:
+                    real_logits = self.D(self._aug(x_real, gen), rc)
                 fake_logits = self.D(self._aug(fakes, gen), c)
                 loss = d_loss(cfg.loss.kind, real_logits.float(), fake_logits.float())
                 stats[0] += loss.detach() / n_micro
+                if cw > 0:
+                    cls = F.cross_entropy(real_cls.float(), rc)
+                    loss = loss + cw * cls
+                    stats[4] += cls.detach() / n_micro
                 if do_r1:
                     r1 = r1_penalty(real_logits, x_real, acc.scaler).mean()
                     loss = loss + 0.5 * cfg.loss.r1_gamma * cfg.loss.r1_interval * r1
@@ -271,7 +290,7 @@ class Trainer:
                     loss = loss + cfg.loss.bcr_weight * bcr
                     stats[3] += bcr.detach() / n_micro
                 acc.backward(loss / n_micro)
-        if not self._finite_everywhere(stats[0] + stats[2] + stats[3], "loss_D"):
+        if not self._finite_everywhere(stats[0] + stats[2] + stats[3] + stats[4], "loss_D"):
             self.opt_d.zero_grad(set_to_none=True)
             return self._skip(stats)
         self.opt_d.step()
@@ -282,12 +301,19 @@ class Trainer:
         for i in range(n_micro):
             z, c = self._latents(self.micro, gen)
             with acc.no_sync(self.D), (acc.no_sync(self.G) if i < n_micro - 1 else nullcontext()):
-                logits = self.D(self._aug(self.G(z, c), gen), c)
+                if cw > 0:  # fakes should be classified as the class they were made for
+                    logits, fake_cls = self.D(self._aug(self.G(z, c), gen), c, class_logits=True)
+                else:
+                    logits = self.D(self._aug(self.G(z, c), gen), c)
                 loss = g_loss(cfg.loss.kind, logits.float())
                 stats[1] += loss.detach() / n_micro
+                if cw > 0:
+                    cls = F.cross_entropy(fake_cls.float(), c)
+                    loss = loss + cw * cls
+                    stats[5] += cls.detach() / n_micro
                 acc.backward(loss / n_micro)
         self.D.requires_grad_(True)
-        if not self._finite_everywhere(stats[1], "loss_G"):
+        if not self._finite_everywhere(stats[1] + stats[5], "loss_G"):
             self.opt_g.zero_grad(set_to_none=True)
             return self._skip(stats)
         self.opt_g.step()
@@ -297,7 +323,7 @@ class Trainer:
         self.state["step"] += 1
         self.state["nimg"] += cfg.train.batch_size
         self.ema.update(acc.unwrap_model(self.G), self._ema_beta())
-        return {"loss_D": stats[0], "loss_G": stats[1], "r1": stats[2], "bcr": stats[3]}
+        return dict(zip(STAT_NAMES, stats))
 
     def _ema_beta(self) -> float:
         t, nimg = self.cfg.train, self.state["nimg"]
@@ -454,7 +480,7 @@ class Trainer:
                 images, labels = next(batches)
                 out = self.train_step(images, labels)
                 if out is not None:
-                    vec = torch.stack([out["loss_D"], out["loss_G"], out["r1"], out["bcr"]]).float()
+                    vec = torch.stack([out[k] for k in STAT_NAMES]).float()
                     sums = vec if sums is None else sums + vec
                     n_sums += 1
                 nimg = self.state["nimg"]
@@ -501,7 +527,7 @@ class Trainer:
 
     def _tick(self, logger, sums, n_sums, tick_nimg0, tick_t0, t0, total_nimg):
         acc = self.accelerator
-        means = (sums / max(n_sums, 1)) if sums is not None else torch.zeros(4, device=acc.device)
+        means = (sums / max(n_sums, 1)) if sums is not None else torch.zeros(len(STAT_NAMES), device=acc.device)
         if self.world > 1:
             means = acc.reduce(means, reduction="mean")
         means = means.tolist()
@@ -524,11 +550,14 @@ class Trainer:
         }
         if self.cfg.loss.bcr_weight > 0:
             stats["bcr"] = means[3]
+        if self.cfg.loss.class_weight > 0 and self.num_classes:
+            stats["cls_D"], stats["cls_G"] = means[4], means[5]
         if self.state["skipped_steps"]:
             stats["skipped_steps"] = self.state["skipped_steps"]
+        extra = f"  cls_D {means[4]:.3f}  cls_G {means[5]:.3f}" if "cls_D" in stats else ""
         logger.line(
             f"kimg {stats['kimg']:8.3f}  step {stats['step']:7d}  sec/kimg {sec_per_kimg:7.2f}  img/s {img_s:7.1f}  "
-            f"mem {mem:5.2f}G  loss_D {means[0]:.3f}  loss_G {means[1]:.3f}  r1 {means[2]:.4f}  eta {_fmt_time(eta)}"
+            f"mem {mem:5.2f}G  loss_D {means[0]:.3f}  loss_G {means[1]:.3f}  r1 {means[2]:.4f}{extra}  eta {_fmt_time(eta)}"
         )
         logger.record(stats, self.state["step"])
         logger.advance(nimg / 1000)

@@ -1,0 +1,78 @@
+"""Score the checkpoints of a shapes training run: Shapes-FID and per-class accuracy.
+
+    PYTHONPATH=. python benchmarks/demo_quality.py outputs/2026-11-26/02-30-00 [more run dirs]
+
+For each ``checkpoints/step-*`` of each run (class-conditional, 32 px, 4 shape classes), the
+EMA generator makes N images, classes balanced, from fixed latents; the metrics are those of
+``benchmarks/quality_shapes.py``: Frechet distance between features of a small shapes
+classifier (trained once, cached in benchmarks/out/) of the samples and of N held-out reals,
+and that classifier's accuracy on the samples for the requested class, overall and per class
+(circle, square, triangle, cross). This is how the CPU demo recipe was chosen
+(benchmarks/RESULTS.md, "CPU demo recipe").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+HERE = Path(__file__).resolve().parent
+for p in (HERE, HERE.parent):
+    if str(p) not in sys.path:
+        sys.path.insert(0, str(p))
+
+import quality_shapes as q  # noqa: E402
+
+from maxvit_gan.models.config import GeneratorConfig  # noqa: E402
+from maxvit_gan.models.generator import Generator  # noqa: E402
+from maxvit_gan.models.pretrained import GENERATOR_FILE, read_generator_metadata  # noqa: E402
+
+
+def score(G: Generator, clf, real_feats: torch.Tensor, n: int) -> tuple[float, list[float]]:
+    g = torch.Generator().manual_seed(10_000)
+    z = torch.randn(n, G.z_dim, generator=g)
+    labels = torch.arange(n) % q.NUM_CLASSES
+    feats, pred = [], []
+    with torch.no_grad():
+        for zi, li in zip(z.split(100), labels.split(100)):
+            img = G(zi, li).clamp(-1, 1)
+            feats.append(clf.features(img))
+            pred.append(clf(img).argmax(1))
+    pred = torch.cat(pred)
+    per_class = [(pred[labels == c] == c).float().mean().item() for c in range(q.NUM_CLASSES)]
+    return q.frechet_distance(torch.cat(feats), real_feats), per_class
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("runs", nargs="+", type=Path, help="run directories of shapes (32 px, conditional) runs")
+    ap.add_argument("--n", type=int, default=800, help="samples and reals per evaluation")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    clf = q.classifier()
+    xr, _ = q.image_bank(seed=103, n=args.n)
+    with torch.no_grad():
+        real_feats = clf.features(xr)
+    print("run  checkpoint  shapes-FID  accuracy  (circle square triangle cross)")
+    for run in args.runs:
+        gen_file = run / GENERATOR_FILE
+        if not gen_file.is_file():
+            raise FileNotFoundError(f"{gen_file} not found: is {run} a training run directory?")
+        cfg = GeneratorConfig.from_dict(json.loads(read_generator_metadata(gen_file)["generator_config"]))
+        if cfg.resolution != q.RES or cfg.num_classes != q.NUM_CLASSES:
+            raise ValueError(f"{run}: needs a conditional 32-px shapes run, got {cfg.resolution} px, {cfg.num_classes} classes")
+        for ck in sorted((run / "checkpoints").glob("step-*")):
+            G = Generator(cfg)
+            G.load_state_dict(load_file(str(ck / "ema.safetensors")))
+            fid, per = score(G.eval(), clf, real_feats, args.n)
+            cls = " ".join(f"{a:.2f}" for a in per)
+            print(f"{run.name}  {ck.name}  {fid:8.1f}  {sum(per) / len(per):.3f}  ({cls})", flush=True)
+
+
+if __name__ == "__main__":
+    main()
