@@ -33,21 +33,6 @@ from maxvit_gan.models.generator import Generator  # noqa: E402
 from maxvit_gan.models.pretrained import GENERATOR_FILE, read_generator_metadata  # noqa: E402
 
 
-def score(G: Generator, clf, real_feats: torch.Tensor, n: int) -> tuple[float, list[float]]:
-    g = torch.Generator().manual_seed(10_000)
-    z = torch.randn(n, G.z_dim, generator=g)
-    labels = torch.arange(n) % q.NUM_CLASSES
-    feats, pred = [], []
-    with torch.no_grad():
-        for zi, li in zip(z.split(100), labels.split(100)):
-            img = G(zi, li).clamp(-1, 1)
-            feats.append(clf.features(img))
-            pred.append(clf(img).argmax(1))
-    pred = torch.cat(pred)
-    per_class = [(pred[labels == c] == c).float().mean().item() for c in range(q.NUM_CLASSES)]
-    return q.frechet_distance(torch.cat(feats), real_feats), per_class
-
-
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("runs", nargs="+", type=Path, help="run directories of shapes (32 px, conditional) runs")
@@ -69,9 +54,9 @@ def main(argv=None) -> None:
         for ck in sorted((run / "checkpoints").glob("step-*")):
             G = Generator(cfg)
             G.load_state_dict(load_file(str(ck / "ema.safetensors")))
-            fid, per = score(G.eval(), clf, real_feats, args.n)
-            cls = " ".join(f"{a:.2f}" for a in per)
-            print(f"{run.name}  {ck.name}  {fid:8.1f}  {sum(per) / len(per):.3f}  ({cls})", flush=True)
+            r = q.evaluate(G.eval(), clf, real_feats, args.n, seed=0)
+            cls = " ".join(f"{a:.2f}" for a in r["per_class"])
+            print(f"{run.name}  {ck.name}  {r['fid']:8.1f}  {r['acc']:.3f}  ({cls})", flush=True)
 
 
 if __name__ == "__main__":

@@ -182,13 +182,15 @@ def evaluate(G, clf, real_feats, n: int, seed: int) -> dict:
     g = torch.Generator().manual_seed(10_000 + seed)
     z = torch.randn(n, G.z_dim, generator=g)
     labels = torch.arange(n) % NUM_CLASSES
-    feats, correct = [], 0
+    feats, pred = [], []
     with torch.no_grad():
         for zi, li in zip(z.split(100), labels.split(100)):
             img = G(zi, li).clamp(-1, 1)
             feats.append(clf.features(img))
-            correct += (clf(img).argmax(1) == li).sum().item()
-    return {"fid": frechet_distance(torch.cat(feats), real_feats), "acc": correct / n}
+            pred.append(clf(img).argmax(1))
+    right = torch.cat(pred) == labels
+    per_class = [right[labels == c].float().mean().item() for c in range(NUM_CLASSES)]
+    return {"fid": frechet_distance(torch.cat(feats), real_feats), "acc": right.float().mean().item(), "per_class": per_class}
 
 
 def train_run(model: str, seed: int, minutes: float, eval_every_s: float, n_eval: int, clf, real_feats, data) -> dict:
