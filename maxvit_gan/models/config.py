@@ -40,7 +40,6 @@ class DiscriminatorConfig:
     channel_base: int | None = None  # channels at resolution r: min(channel_base // r, channel_max)
     channel_max: int | None = None
     mbstd_group: int = 4  # minibatch-stddev group size (0 = off)
-    cmap_dim: int = 0  # projection embedding size (0 = top width)
     class_head: bool = False  # auxiliary classifier on the top features (AC-GAN style; needs classes)
 
     def to_dict(self) -> dict:
