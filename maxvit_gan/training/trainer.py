@@ -21,6 +21,7 @@ import math
 import os
 import signal
 import time
+import warnings
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -168,10 +169,14 @@ class Trainer:
 
         self.dataset = build_dataset(cfg.data)
         self.num_classes = self.dataset.num_classes if cfg.data.conditional else 0
-        if cfg.loss.class_weight > 0 and self.num_classes < 2:
-            raise ValueError(
-                f"loss.class_weight={cfg.loss.class_weight} needs a conditional dataset with >= 2 classes "
-                f"(data.conditional={cfg.data.conditional}, classes={self.num_classes})"
+        # the auxiliary class loss needs classes; the default demo sets it, so an unconditional
+        # dataset turns it off with a warning rather than failing
+        self.class_weight = cfg.loss.class_weight if self.num_classes >= 2 else 0.0
+        if cfg.loss.class_weight > 0 and not self.class_weight and acc.is_main_process:
+            warnings.warn(
+                f"loss.class_weight={cfg.loss.class_weight} ignored: the data has no classes "
+                f"(data.conditional={cfg.data.conditional}, classes={self.num_classes})",
+                stacklevel=2,
             )
         labels = np.asarray(self.dataset.labels) if self.num_classes else None
         self.label_probs = (
@@ -180,7 +185,7 @@ class Trainer:
             else None
         )
         set_seed(cfg.seed)  # identical initial weights on every rank (and the EMA copy made before prepare)
-        G, D = build_models(cfg.model, cfg.data.resolution, self.num_classes, d_class_head=cfg.loss.class_weight > 0)
+        G, D = build_models(cfg.model, cfg.data.resolution, self.num_classes, d_class_head=self.class_weight > 0)
         if t.channels_last:
             G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
         self.ema = EMA(G).to(acc.device)
@@ -255,7 +260,7 @@ class Trainer:
         real_c = labels.to(acc.device) if self.num_classes else None
         n_micro = cfg.train.grad_accum
         do_r1 = cfg.loss.r1_gamma > 0 and step % cfg.loss.r1_interval == 0
-        cw = cfg.loss.class_weight
+        cw = self.class_weight
         stats = torch.zeros(len(STAT_NAMES), device=acc.device)
 
         # ---- D phase
@@ -550,7 +555,7 @@ class Trainer:
         }
         if self.cfg.loss.bcr_weight > 0:
             stats["bcr"] = means[3]
-        if self.cfg.loss.class_weight > 0 and self.num_classes:
+        if self.class_weight > 0:
             stats["cls_D"], stats["cls_G"] = means[4], means[5]
         if self.state["skipped_steps"]:
             stats["skipped_steps"] = self.state["skipped_steps"]
