@@ -1,6 +1,6 @@
 """Score the checkpoints of a shapes training run: Shapes-FID and per-class accuracy.
 
-    PYTHONPATH=. python benchmarks/demo_quality.py outputs/2026-11-26/02-30-00 [more run dirs]
+    python benchmarks/demo_quality.py outputs/2026-11-26/02-30-00 [more run dirs]
 
 For each ``checkpoints/step-*`` of each run (class-conditional, 32 px, 4 shape classes), the
 EMA generator makes N images, classes balanced, from fixed latents; the metrics are those of
@@ -14,23 +14,18 @@ and that classifier's accuracy on the samples for the requested class, overall a
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 
 HERE = Path(__file__).resolve().parent
-for p in (HERE, HERE.parent):
-    if str(p) not in sys.path:
-        sys.path.insert(0, str(p))
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
 
 import quality_shapes as q  # noqa: E402
 
-from maxvit_gan.models.config import GeneratorConfig  # noqa: E402
-from maxvit_gan.models.generator import Generator  # noqa: E402
-from maxvit_gan.models.pretrained import GENERATOR_FILE, read_generator_metadata  # noqa: E402
+from maxvit_gan.rundir import RunDir, load_generator  # noqa: E402
 
 
 def main(argv=None) -> None:
@@ -45,15 +40,11 @@ def main(argv=None) -> None:
         real_feats = clf.features(xr)
     print("run  checkpoint  shapes-FID  accuracy  (circle square triangle cross)")
     for run in args.runs:
-        gen_file = run / GENERATOR_FILE
-        if not gen_file.is_file():
-            raise FileNotFoundError(f"{gen_file} not found: is {run} a training run directory?")
-        cfg = GeneratorConfig.from_dict(json.loads(read_generator_metadata(gen_file)["generator_config"]))
-        if cfg.resolution != q.RES or cfg.num_classes != q.NUM_CLASSES:
-            raise ValueError(f"{run}: needs a conditional 32-px shapes run, got {cfg.resolution} px, {cfg.num_classes} classes")
-        for ck in sorted((run / "checkpoints").glob("step-*")):
-            G = Generator(cfg)
-            G.load_state_dict(load_file(str(ck / "ema.safetensors")))
+        G = load_generator(run)
+        if G.resolution != q.RES or G.num_classes != q.NUM_CLASSES:
+            raise ValueError(f"{run}: needs a conditional 32-px shapes run, got {G.resolution} px, {G.num_classes} classes")
+        for ck in RunDir(run).checkpoints():
+            G = load_generator(run, checkpoint=ck)
             r = q.evaluate(G.eval(), clf, real_feats, args.n, seed=0)
             cls = " ".join(f"{a:.2f}" for a in r["per_class"])
             print(f"{run.name}  {ck.name}  {r['fid']:8.1f}  {r['acc']:.3f}  ({cls})", flush=True)

@@ -148,6 +148,7 @@ def register_configs() -> None:
     cs = ConfigStore.instance()
     cs.store(name="run_schema", node=RunConfig)
     cs.store(name="sample_schema", node=SampleConfig)
+    cs.store(name="prepare_schema", node=PrepareConfig)
     cs.store(group="model", name="model_schema", node=ModelConfig)
     cs.store(group="data", name="data_schema", node=DataConfig)
     cs.store(name="evaluate_schema", node=EvaluateConfig)

@@ -20,9 +20,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import OmegaConf
 
-from maxvit_gan import __version__
+from maxvit_gan._version import __version__
 from maxvit_gan.config import DataConfig, EvaluateConfig
 from maxvit_gan.data import build_dataset
 from maxvit_gan.metrics import (
@@ -35,22 +34,14 @@ from maxvit_gan.metrics import (
     save_reference,
 )
 from maxvit_gan.metrics.reference import default_cache_dir
-from maxvit_gan.models import GENERATOR_FILE, load_generator
-from maxvit_gan.models.pretrained import read_generator_metadata
+from maxvit_gan.models import read_generator_metadata
+from maxvit_gan.rundir import RunDir, load_generator
 
 ADM_REFS = {
     "imagenet64": "https://openaipublic.blob.core.windows.net/diffusion/jul-2021/ref_batches/imagenet/64/VIRTUAL_imagenet64_labeled.npz",
     "imagenet128": "https://openaipublic.blob.core.windows.net/diffusion/jul-2021/ref_batches/imagenet/128/VIRTUAL_imagenet128_labeled.npz",
     "imagenet256": "https://openaipublic.blob.core.windows.net/diffusion/jul-2021/ref_batches/imagenet/256/VIRTUAL_imagenet256_labeled.npz",
 }
-
-
-def run_data_config(run: Path) -> DataConfig:
-    cfg_file = run / "config_resolved.yaml"
-    if not cfg_file.is_file():
-        raise FileNotFoundError(f"run={run}: no config_resolved.yaml (is this a training run directory?)")
-    data = OmegaConf.to_container(OmegaConf.load(cfg_file).data, resolve=True)
-    return DataConfig(**data)
 
 
 def _adm_reference(name: str, cache_dir: str | None) -> Path:
@@ -92,12 +83,12 @@ def resolve_reference(cfg: EvaluateConfig, run_data: DataConfig, extractor, devi
 
 
 def evaluate(cfg: EvaluateConfig, device: torch.device, is_main: bool, world_size: int) -> dict:
-    run = Path(cfg.run).expanduser()
-    gen_path = Path(cfg.checkpoint).expanduser() if cfg.checkpoint else run / GENERATOR_FILE
+    run = RunDir(cfg.run)
+    gen_path = Path(cfg.checkpoint).expanduser() if cfg.checkpoint else run.generator_file
     if not gen_path.is_file():
         raise FileNotFoundError(f"no generator weights at {gen_path} (checkpoint= or run=)")
-    run_data = run_data_config(run)
-    generator = load_generator(gen_path, device).float()
+    run_data = run.data_config()
+    generator = load_generator(gen_path, device=device).float()
     gen_meta = read_generator_metadata(gen_path)
     extractor = build_feature_extractor(cfg.mode, cfg.metrics.inception_weights, device)
     t0 = time.time()
@@ -137,7 +128,7 @@ def evaluate(cfg: EvaluateConfig, device: torch.device, is_main: bool, world_siz
         "command": f"scripts/evaluate.py run={cfg.run} num_samples={cfg.num_samples} ref={cfg.ref} mode={cfg.mode} seed={cfg.seed}",
     }
     if is_main:
-        out = Path(cfg.out) if cfg.out else run / "eval" / (
+        out = Path(cfg.out) if cfg.out else run.eval_dir / (
             f"fid{n_tag}-{Path(str(cfg.ref)).stem}-{cfg.mode}-step{gen_meta.get('step', 'na')}.json"
         )
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -8,35 +8,21 @@ Keys and defaults: maxvit_gan.config.PrepareConfig (conf/prepare.yaml).
 
 from __future__ import annotations
 
-import os
-import sys
+from dataclasses import asdict
 
 import hydra
-from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout
+from maxvit_gan.config import PrepareConfig, register_configs
+from maxvit_gan.data.prepare import format_report, prepare_dataset
 
-from maxvit_gan.config import PrepareConfig  # noqa: E402
-from maxvit_gan.data.prepare import format_report, prepare_dataset  # noqa: E402
-
-ConfigStore.instance().store(name="prepare_schema", node=PrepareConfig)
+register_configs()
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="prepare")
 def main(cfg) -> None:
     c: PrepareConfig = OmegaConf.to_object(cfg)
-    result = prepare_dataset(
-        source=c.source,
-        dest=c.dest,
-        resolution=c.resolution,
-        max_images=c.max_images,
-        workers=c.workers,
-        use_labels=c.use_labels,
-        compress_level=c.compress_level,
-        overwrite=c.overwrite,
-        progress=c.progress,
-    )
+    result = prepare_dataset(**asdict(c))
     print(format_report(result), flush=True)
 
 

@@ -6,21 +6,18 @@
     python scripts/sample.py run=outputs/<run> seeds=[3,14,15,92] interpolate=true steps=10 out=interp.png
 
 Keys and defaults: maxvit_gan.config.SampleConfig (conf/sample.yaml); the logic lives in
-maxvit_gan.sampling.run_sample.
+maxvit_gan.sampling.command.run_sample.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 
 import hydra
 from omegaconf import OmegaConf
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout
-
-from maxvit_gan.config import SampleConfig, register_configs  # noqa: E402
-from maxvit_gan.sampling import run_sample  # noqa: E402
+from maxvit_gan.config import SampleConfig, register_configs
+from maxvit_gan.sampling import run_sample
 
 register_configs()
 

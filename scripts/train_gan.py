@@ -7,20 +7,16 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import hydra
 from accelerate import Accelerator
 from accelerate.utils import DistributedDataParallelKwargs, broadcast_object_list
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _launch import quiet_hydra_on_other_ranks  # noqa: E402
-
-from maxvit_gan.config import RunConfig, register_configs  # noqa: E402
-from maxvit_gan.training.trainer import NonFiniteLossError, Trainer  # noqa: E402
+from maxvit_gan.config import RunConfig, register_configs
+from maxvit_gan.launch import quiet_hydra_on_other_ranks
+from maxvit_gan.rundir import RunDir
+from maxvit_gan.training.trainer import NonFiniteLossError, Trainer
 
 register_configs()
 
@@ -36,8 +32,7 @@ def main(dcfg: DictConfig) -> None:
     broadcast_object_list(run_dir)  # every rank uses rank 0's directory
     cfg.run_dir = str(run_dir[0])
     if accelerator.is_main_process:
-        Path(cfg.run_dir).mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(OmegaConf.structured(cfg), Path(cfg.run_dir) / "config_resolved.yaml")
+        RunDir(cfg.run_dir).write_config(cfg)
     try:
         result = Trainer(cfg, accelerator).train()
     except NonFiniteLossError as e:

@@ -11,9 +11,9 @@ from maxvit_gan.models import (
     build_models,
     discriminator_preset,
     generator_preset,
-    load_generator,
     save_generator,
 )
+from maxvit_gan.rundir import load_generator
 
 
 def _params(m):

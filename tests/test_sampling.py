@@ -14,12 +14,12 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
+from maxvit_gan import load_generator
 from maxvit_gan.config import SampleConfig
-from maxvit_gan.models import Generator, GeneratorConfig, load_generator, save_generator
+from maxvit_gan.models import Generator, GeneratorConfig, save_generator
 from maxvit_gan.sampling import (
     generate,
     generate_images,
-    load_sampling_generator,
     parse_classes,
     parse_seeds,
     run_sample,
@@ -246,10 +246,10 @@ def test_slerp_and_interpolation_strips(Gc):
 
 
 def test_checkpoint_weights_are_used(run_dir, Gc):
-    run_g = load_sampling_generator(str(run_dir))
-    ck_g = load_sampling_generator(str(run_dir), "checkpoints/step-000000010")
-    latest = load_sampling_generator(str(run_dir), "latest")
-    by_file = load_sampling_generator(
+    run_g = load_generator(str(run_dir))
+    ck_g = load_generator(str(run_dir), "checkpoints/step-000000010")
+    latest = load_generator(str(run_dir), "latest")
+    by_file = load_generator(
         str(run_dir), str(run_dir / "checkpoints/step-000000010/ema.safetensors")
     )
     seeds, labels = [0, 1], [0, 2]
@@ -263,7 +263,7 @@ def test_checkpoint_weights_are_used(run_dir, Gc):
     assert torch.equal(
         ref,
         generate_images(
-            load_sampling_generator(None, str(run_dir / "generator_ema.safetensors")), seeds, labels
+            load_generator(None, str(run_dir / "generator_ema.safetensors")), seeds, labels
         ),
     )
 

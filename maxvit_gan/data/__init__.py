@@ -8,11 +8,14 @@ and `content_hash`.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
-from maxvit_gan.config import DataConfig
 from maxvit_gan.data.datasets import ImageFolderDataset, ZipDataset, dataset_content_hash
 from maxvit_gan.data.synthetic import ShapesDataset
 from maxvit_gan.data.transforms import center_crop_arr, to_rgb
+
+if TYPE_CHECKING:  # the schema lives in maxvit_gan.config; importing it here would load the models
+    from maxvit_gan.config import DataConfig
 
 __all__ = [
     "ImageFolderDataset",

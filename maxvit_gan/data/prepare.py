@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 
 from PIL import Image
 
+from maxvit_gan.config import PrepareConfig
 from maxvit_gan.data.datasets import scan_image_folder, subset_indices
 from maxvit_gan.data.transforms import load_rgb
 
@@ -83,12 +84,12 @@ def prepare_dataset(
     source: str,
     dest: str,
     resolution: int,
-    max_images: int | None = None,
-    workers: int | None = None,
-    use_labels: bool = True,
-    compress_level: int = 0,
-    overwrite: bool = False,
-    progress: bool = True,
+    max_images: int | None = PrepareConfig.max_images,  # defaults: maxvit_gan.config.PrepareConfig
+    workers: int | None = PrepareConfig.workers,
+    use_labels: bool = PrepareConfig.use_labels,
+    compress_level: int = PrepareConfig.compress_level,
+    overwrite: bool = PrepareConfig.overwrite,
+    progress: bool = PrepareConfig.progress,
 ) -> PrepareResult:
     """Write the prepared zip of the image folder `source` to `dest`; see the module doc.
 

@@ -6,18 +6,10 @@ from maxvit_gan.models.discriminator import Discriminator
 from maxvit_gan.models.ema import EMA, ema_beta
 from maxvit_gan.models.generator import Generator
 from maxvit_gan.models.presets import PRESETS, discriminator_preset, generator_preset
-from maxvit_gan.models.pretrained import (
-    GENERATOR_FILE,
-    from_pretrained,
-    load_generator,
-    read_metadata,
-    save_generator,
-    save_pretrained,
-)
+from maxvit_gan.models.pretrained import read_generator_metadata, read_metadata, save_generator
 
 __all__ = [
     "EMA",
-    "GENERATOR_FILE",
     "PRESETS",
     "Discriminator",
     "DiscriminatorConfig",
@@ -27,11 +19,9 @@ __all__ = [
     "build_models",
     "discriminator_preset",
     "ema_beta",
-    "from_pretrained",
     "generator_preset",
-    "load_generator",
+    "read_generator_metadata",
     "read_metadata",
     "resolve_model_configs",
     "save_generator",
-    "save_pretrained",
 ]

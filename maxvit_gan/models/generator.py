@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from maxvit_gan.models.config import GeneratorConfig
+from maxvit_gan.models.pretrained import PretrainedMixin
 from maxvit_gan.nn import CrossAttention, LayerNorm2d, MaxViTBlock, MBConv
 
 
@@ -72,7 +73,7 @@ class Stage(nn.Module):
         return x
 
 
-class Generator(nn.Module):
+class Generator(PretrainedMixin, nn.Module):
     def __init__(self, cfg: GeneratorConfig):
         super().__init__()
         n = len(cfg.channels or [])
@@ -137,25 +138,3 @@ class Generator(nn.Module):
                 out = stage.to_rgb(x)
                 rgb = out if rgb is None else out + F.interpolate(rgb, scale_factor=2.0, mode="bilinear", align_corners=False)
         return rgb
-
-    # Sharing without the run folder: model.safetensors + config.json (see models/pretrained.py).
-
-    def save_pretrained(self, directory, metadata: dict | None = None):
-        """Write ``model.safetensors`` + ``config.json`` (+ a short README.md) to ``directory``."""
-        from maxvit_gan.models.pretrained import save_pretrained
-
-        return save_pretrained(self, directory, metadata)
-
-    @classmethod
-    def from_pretrained(cls, name_or_path, device="cpu", **hub_kwargs) -> Generator:
-        """An eval-mode generator from a save_pretrained directory, a maxvit-gan ``.safetensors``
-        file, a training run directory, or (with ``huggingface_hub`` installed) a Hub repo id."""
-        from maxvit_gan.models.pretrained import from_pretrained
-
-        return from_pretrained(name_or_path, device=device, **hub_kwargs)
-
-    def push_to_hub(self, repo_id: str, metadata: dict | None = None, **hub_kwargs) -> str:
-        """Upload ``save_pretrained``'s files to the Hugging Face Hub (needs the ``hub`` extra)."""
-        from maxvit_gan.models.pretrained import push_to_hub
-
-        return push_to_hub(self, repo_id, metadata, **hub_kwargs)

@@ -1,13 +1,15 @@
-"""Save / load a generator as one self-describing safetensors file, or as a shareable folder.
+"""A generator as one self-describing safetensors file, or as a shareable folder.
 
 The file holds the weights and, in its metadata, the GeneratorConfig as JSON (plus any
 extra string metadata, e.g. the training step). No pickles: safe to load from anywhere.
 
-``save_pretrained(G, dir)`` writes the layout the Hugging Face Hub expects of a PyTorch
-model (``model.safetensors`` + ``config.json``, plus a README.md model card), so a trained
+``save_pretrained`` writes the layout the Hugging Face Hub expects of a PyTorch model
+(``model.safetensors`` + ``config.json``, plus a README.md model card), so a trained
 generator can be shared without its run folder; ``from_pretrained`` reads it back from a
-folder or, when the optional ``huggingface_hub`` package is installed, from a Hub repo id.
-``model.safetensors`` is itself a self-describing generator file (``load_generator`` reads it).
+folder, a self-describing ``.safetensors`` file or, when the optional ``huggingface_hub``
+package is installed, a Hub repo id. :class:`PretrainedMixin` gives ``Generator`` these
+methods; this module does not import the generator (the class arrives as ``cls``).
+A training run's directory is read by :func:`maxvit_gan.rundir.load_generator`.
 """
 
 from __future__ import annotations
@@ -18,19 +20,18 @@ from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 
+from maxvit_gan._version import __version__
 from maxvit_gan.models.config import GeneratorConfig
-from maxvit_gan.models.generator import Generator
 
-GENERATOR_FILE = "generator_ema.safetensors"
 PRETRAINED_WEIGHTS = "model.safetensors"
 PRETRAINED_CONFIG = "config.json"
 MODEL_TYPE = "maxvit-gan-generator"
 
 
-def save_generator(generator: Generator, path: str | os.PathLike, metadata: dict | None = None) -> None:
-    """Write weights + config atomically (temporary name, then rename)."""
+def save_generator(generator, path: str | os.PathLike, metadata: dict | None = None) -> None:
+    """Write weights + config to one ``.safetensors`` file, atomically (temporary name, then rename)."""
     path = Path(path)
     meta = {str(k): str(v) for k, v in (metadata or {}).items()}
     meta["generator_config"] = json.dumps(generator.config.to_dict())
@@ -41,86 +42,23 @@ def save_generator(generator: Generator, path: str | os.PathLike, metadata: dict
 
 
 def read_generator_metadata(path: str | os.PathLike) -> dict:
+    """The raw (string) metadata of a safetensors file."""
     with safe_open(str(path), framework="pt") as f:
         return dict(f.metadata() or {})
-
-
-def load_generator(path_or_run: str | os.PathLike, device: str | torch.device = "cpu") -> Generator:
-    """An eval-mode generator from a `.safetensors` file, a run directory holding
-    ``generator_ema.safetensors``, or a ``save_pretrained`` directory."""
-    path = Path(path_or_run)
-    if path.is_dir():
-        if not (path / GENERATOR_FILE).is_file() and (path / PRETRAINED_WEIGHTS).is_file():
-            path = path / PRETRAINED_WEIGHTS
-        else:
-            path = path / GENERATOR_FILE
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"no generator weights at {path} (expected a run directory with {GENERATOR_FILE}, "
-            f"a save_pretrained directory with {PRETRAINED_WEIGHTS}, or a .safetensors file)"
-        )
-    meta = read_generator_metadata(path)
-    if "generator_config" not in meta:
-        raise ValueError(f"{path}: no 'generator_config' in the safetensors metadata; not a maxvit-gan generator file")
-    cfg = GeneratorConfig.from_dict(json.loads(meta["generator_config"]))
-    generator = Generator(cfg)
-    from safetensors.torch import load_file
-
-    generator.load_state_dict(load_file(str(path)))
-    return generator.to(device).eval().requires_grad_(False)
 
 
 def _metadata_to_str(metadata: dict | None) -> dict[str, str]:
     return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in (metadata or {}).items()}
 
 
-def save_pretrained(generator: Generator, directory: str | os.PathLike, metadata: dict | None = None) -> Path:
-    """Write ``model.safetensors`` (self-describing), ``config.json`` and a README.md model card.
-
-    ``metadata``: JSON-able extras kept in config.json (and, as strings, in the weights'
-    metadata), e.g. ``{"class_names": [...], "step": 1000}``.
-    """
-    from maxvit_gan import __version__
-
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    metadata = dict(metadata or {})
-    save_generator(generator, directory / PRETRAINED_WEIGHTS, _metadata_to_str(metadata))
-    config = {
-        "model_type": MODEL_TYPE,
-        "maxvit_gan_version": __version__,
-        "generator_config": generator.config.to_dict(),
-        "metadata": metadata,
-    }
-    tmp = directory / f"{PRETRAINED_CONFIG}.tmp-{os.getpid()}"
-    tmp.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, directory / PRETRAINED_CONFIG)
-    card = directory / "README.md"
-    if not card.exists():  # never overwrite a card the user wrote
-        cfg = generator.config
-        kind = f"class-conditional ({cfg.num_classes} classes)" if cfg.num_classes else "unconditional"
-        params = sum(p.numel() for p in generator.parameters()) / 1e6
-        card.write_text(
-            "---\nlibrary_name: maxvit-gan\ntags: [gan, image-generation, maxvit]\n---\n\n"
-            f"# maxvit-gan generator\n\n{kind}, {cfg.resolution}x{cfg.resolution} px, z_dim {cfg.z_dim}, "
-            f"{params:.2f}M parameters.\n\n"
-            "```python\nimport torch\nfrom maxvit_gan.models import Generator\n"
-            'G = Generator.from_pretrained("<this folder or hub repo id>")\n'
-            "z = torch.randn(4, G.z_dim)\nimages = G(z"
-            + (", torch.tensor([0, 1, 2, 3]) % G.num_classes" if cfg.num_classes else "")
-            + ")  # (4, 3, R, R) in [-1, 1]\n```\n"
-        )
-    return directory
-
-
 def read_metadata(path: str | os.PathLike) -> dict:
-    """The extra metadata stored with a generator (``save_pretrained`` dir, run dir or file);
-    JSON strings are decoded. Empty when there is none."""
+    """The extra metadata stored with a generator (a ``save_pretrained`` folder or a generator
+    file); JSON strings are decoded. Empty when there is none."""
     path = Path(path)
-    if path.is_dir() and (path / PRETRAINED_CONFIG).is_file():
-        return dict(json.loads((path / PRETRAINED_CONFIG).read_text()).get("metadata") or {})
     if path.is_dir():
-        path = path / GENERATOR_FILE if (path / GENERATOR_FILE).is_file() else path / PRETRAINED_WEIGHTS
+        if (path / PRETRAINED_CONFIG).is_file():
+            return dict(json.loads((path / PRETRAINED_CONFIG).read_text()).get("metadata") or {})
+        path = path / PRETRAINED_WEIGHTS
     if not path.is_file():
         return {}
     out = {}
@@ -134,59 +72,118 @@ def read_metadata(path: str | os.PathLike) -> dict:
     return out
 
 
-def _load_pretrained_dir(directory: Path, device) -> Generator:
-    config_file, weights = directory / PRETRAINED_CONFIG, directory / PRETRAINED_WEIGHTS
-    if not weights.is_file():
-        raise FileNotFoundError(f"{directory}: no {PRETRAINED_WEIGHTS} (not a save_pretrained directory)")
-    config = json.loads(config_file.read_text())
-    if config.get("model_type") != MODEL_TYPE or "generator_config" not in config:
-        kind = config.get("model_type")
-        raise ValueError(f"{config_file}: not a maxvit-gan generator config (model_type {kind!r})")
-    from safetensors.torch import load_file
-
-    generator = Generator(GeneratorConfig.from_dict(config["generator_config"]))
-    generator.load_state_dict(load_file(str(weights)))  # strict: every key must match
-    return generator.to(device).eval().requires_grad_(False)
-
-
-def from_pretrained(
-    name_or_path: str | os.PathLike, device: str | torch.device = "cpu", **hub_kwargs
-) -> Generator:
-    """Load a generator from a ``save_pretrained`` directory, a run directory, a maxvit-gan
-    ``.safetensors`` file, or a Hugging Face Hub repo id (``user/name``; needs ``huggingface_hub``;
-    ``hub_kwargs`` such as ``revision``, ``cache_dir``, ``token``, ``local_files_only`` go to
-    ``hf_hub_download``)."""
-    path = Path(name_or_path)
-    if path.is_dir() and (path / PRETRAINED_CONFIG).is_file():
-        return _load_pretrained_dir(path, device)
-    if path.exists():
-        return load_generator(path, device)
-    try:
-        import huggingface_hub
-    except ImportError:
-        raise FileNotFoundError(
-            f"{name_or_path}: no such file or directory (to load a Hugging Face Hub repo id, "
-            "install the optional extra: pip install 'maxvit-gan[hub]')"
-        ) from None
-    config_file = huggingface_hub.hf_hub_download(str(name_or_path), PRETRAINED_CONFIG, **hub_kwargs)
-    weights = huggingface_hub.hf_hub_download(str(name_or_path), PRETRAINED_WEIGHTS, **hub_kwargs)
-    if Path(config_file).parent != Path(weights).parent:
-        raise RuntimeError(f"{name_or_path}: config.json and model.safetensors landed in different folders")
-    return _load_pretrained_dir(Path(config_file).parent, device)
+def _write_model_card(generator, card: Path) -> None:
+    cfg = generator.config
+    kind = f"class-conditional ({cfg.num_classes} classes)" if cfg.num_classes else "unconditional"
+    params = sum(p.numel() for p in generator.parameters()) / 1e6
+    card.write_text(
+        "---\nlibrary_name: maxvit-gan\ntags: [gan, image-generation, maxvit]\n---\n\n"
+        f"# maxvit-gan generator\n\n{kind}, {cfg.resolution}x{cfg.resolution} px, z_dim {cfg.z_dim}, "
+        f"{params:.2f}M parameters.\n\n"
+        "```python\nimport torch\nfrom maxvit_gan.models import Generator\n"
+        'G = Generator.from_pretrained("<this folder or hub repo id>")\n'
+        "z = torch.randn(4, G.z_dim)\nimages = G(z"
+        + (", torch.tensor([0, 1, 2, 3]) % G.num_classes" if cfg.num_classes else "")
+        + ")  # (4, 3, R, R) in [-1, 1]\n```\n"
+    )
 
 
-def push_to_hub(generator: Generator, repo_id: str, metadata: dict | None = None, **hub_kwargs) -> str:
-    """``save_pretrained`` into a temporary folder and upload it as model repo ``repo_id``.
-    ``hub_kwargs``: ``private``, ``token``, ``commit_message``, ``revision``. Returns the commit URL."""
-    try:
-        from huggingface_hub import HfApi
-    except ImportError:
-        raise ImportError("push_to_hub needs huggingface_hub: pip install 'maxvit-gan[hub]'") from None
-    import tempfile
+class PretrainedMixin:
+    """``save_pretrained`` / ``from_pretrained`` / ``push_to_hub`` for a module with a
+    ``config: GeneratorConfig`` attribute and a ``cls(config)`` constructor."""
 
-    token, private = hub_kwargs.pop("token", None), hub_kwargs.pop("private", None)
-    api = HfApi(token=token)
-    repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
-    with tempfile.TemporaryDirectory() as tmp:
-        save_pretrained(generator, tmp, metadata)
-        return str(api.upload_folder(repo_id=repo_id, folder_path=tmp, repo_type="model", **hub_kwargs))
+    config: GeneratorConfig
+
+    def save_pretrained(self, directory: str | os.PathLike, metadata: dict | None = None) -> Path:
+        """Write ``model.safetensors`` (self-describing), ``config.json`` and a README.md model card.
+
+        ``metadata``: JSON-able extras kept in config.json (and, as strings, in the weights'
+        metadata), e.g. ``{"class_names": [...], "step": 1000}``.
+        """
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        metadata = dict(metadata or {})
+        save_generator(self, directory / PRETRAINED_WEIGHTS, _metadata_to_str(metadata))
+        config = {
+            "model_type": MODEL_TYPE,
+            "maxvit_gan_version": __version__,
+            "generator_config": self.config.to_dict(),
+            "metadata": metadata,
+        }
+        tmp = directory / f"{PRETRAINED_CONFIG}.tmp-{os.getpid()}"
+        tmp.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+        os.replace(tmp, directory / PRETRAINED_CONFIG)
+        card = directory / "README.md"
+        if not card.exists():  # never overwrite a card the user wrote
+            _write_model_card(self, card)
+        return directory
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | os.PathLike, device: str | torch.device = "cpu", **hub_kwargs):
+        """An eval-mode generator from a ``save_pretrained`` folder, a self-describing
+        ``.safetensors`` file, or a Hugging Face Hub repo id (``user/name``; needs
+        ``huggingface_hub``; ``hub_kwargs`` such as ``revision``, ``cache_dir``, ``token``,
+        ``local_files_only`` go to ``hf_hub_download``). A training run directory:
+        ``maxvit_gan.load_generator(run)``."""
+        path = Path(name_or_path)
+        if path.is_dir():
+            if (path / PRETRAINED_CONFIG).is_file():
+                return cls._from_folder(path, device)
+            raise FileNotFoundError(
+                f"{path}: not a save_pretrained folder (no {PRETRAINED_CONFIG}); for a training run "
+                "directory use maxvit_gan.load_generator(run)"
+            )
+        if path.is_file():
+            return cls._from_file(path, device)
+        try:
+            import huggingface_hub
+        except ImportError:
+            raise FileNotFoundError(
+                f"{name_or_path}: no such file or directory (to load a Hugging Face Hub repo id, "
+                "install the optional extra: pip install 'maxvit-gan[hub]')"
+            ) from None
+        config_file = huggingface_hub.hf_hub_download(str(name_or_path), PRETRAINED_CONFIG, **hub_kwargs)
+        weights = huggingface_hub.hf_hub_download(str(name_or_path), PRETRAINED_WEIGHTS, **hub_kwargs)
+        if Path(config_file).parent != Path(weights).parent:
+            raise RuntimeError(f"{name_or_path}: config.json and model.safetensors landed in different folders")
+        return cls._from_folder(Path(config_file).parent, device)
+
+    @classmethod
+    def _build(cls, config: GeneratorConfig, weights: Path, device):
+        generator = cls(config)
+        generator.load_state_dict(load_file(str(weights)))  # strict: every key must match
+        return generator.to(device).eval().requires_grad_(False)
+
+    @classmethod
+    def _from_file(cls, path: Path, device):
+        meta = read_generator_metadata(path)
+        if "generator_config" not in meta:
+            raise ValueError(f"{path}: no 'generator_config' in the safetensors metadata; not a maxvit-gan generator file")
+        return cls._build(GeneratorConfig.from_dict(json.loads(meta["generator_config"])), path, device)
+
+    @classmethod
+    def _from_folder(cls, directory: Path, device):
+        config_file, weights = directory / PRETRAINED_CONFIG, directory / PRETRAINED_WEIGHTS
+        if not weights.is_file():
+            raise FileNotFoundError(f"{directory}: no {PRETRAINED_WEIGHTS} (not a save_pretrained directory)")
+        config = json.loads(config_file.read_text())
+        if config.get("model_type") != MODEL_TYPE or "generator_config" not in config:
+            kind = config.get("model_type")
+            raise ValueError(f"{config_file}: not a maxvit-gan generator config (model_type {kind!r})")
+        return cls._build(GeneratorConfig.from_dict(config["generator_config"]), weights, device)
+
+    def push_to_hub(self, repo_id: str, metadata: dict | None = None, **hub_kwargs) -> str:
+        """``save_pretrained`` into a temporary folder and upload it as model repo ``repo_id``.
+        ``hub_kwargs``: ``private``, ``token``, ``commit_message``, ``revision``. Returns the commit URL."""
+        try:
+            from huggingface_hub import HfApi
+        except ImportError:
+            raise ImportError("push_to_hub needs huggingface_hub: pip install 'maxvit-gan[hub]'") from None
+        import tempfile
+
+        token, private = hub_kwargs.pop("token", None), hub_kwargs.pop("private", None)
+        api = HfApi(token=token)
+        repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
+        with tempfile.TemporaryDirectory() as tmp:
+            self.save_pretrained(tmp, metadata)
+            return str(api.upload_folder(repo_id=repo_id, folder_path=tmp, repo_type="model", **hub_kwargs))

@@ -35,9 +35,9 @@ from tqdm.auto import tqdm
 
 from maxvit_gan.config import RunConfig
 from maxvit_gan.data import build_dataset
+from maxvit_gan.images import image_grid
 from maxvit_gan.models import EMA, build_models, ema_beta, save_generator
-from maxvit_gan.models.pretrained import GENERATOR_FILE
-from maxvit_gan.sampling import image_grid
+from maxvit_gan.rundir import RunDir
 from maxvit_gan.training import checkpoint as ckpt
 from maxvit_gan.training.augment import diff_augment, parse_policy
 from maxvit_gan.training.fid_tracker import FIDTracker
@@ -100,18 +100,18 @@ def validate_config(cfg: RunConfig, world: int) -> None:
 class RunLogger:
     """Rank 0 only: metrics.jsonl, TensorBoard, progress bar and the StyleGAN-style tick line."""
 
-    def __init__(self, run_dir: Path, enabled: bool, total_kimg: float, start_kimg: float, tensorboard: bool):
+    def __init__(self, run_dir: RunDir, enabled: bool, total_kimg: float, start_kimg: float, tensorboard: bool):
         self.enabled = enabled
         self.tb = None
         self.bar = None
         if not enabled:
             return
-        self.jsonl = open(run_dir / "metrics.jsonl", "a")
+        self.jsonl = open(run_dir.metrics_file, "a")
         if tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
-                self.tb = SummaryWriter(str(run_dir / "tensorboard"))
+                self.tb = SummaryWriter(str(run_dir.tensorboard_dir))
             except ImportError:  # tensorboard is a dependency, but keep training without it
                 self.tb = None
         self.bar = tqdm(total=round(total_kimg, 3), initial=round(start_kimg, 3), unit="kimg", dynamic_ncols=True)
@@ -162,10 +162,10 @@ class Trainer:
             auto = int(os.environ.get("MAXVIT_GAN_CPU_THREADS", 0)) or max(1, (os.cpu_count() or 1) // local)
             torch.set_num_threads(t.cpu_threads or auto)
         validate_config(cfg, self.world)
-        self.run_dir = Path(cfg.run_dir or "outputs/run")
-        self.ckpt_dir = self.run_dir / "checkpoints"
+        self.run = RunDir(cfg.run_dir or "outputs/run")
+        self.run_dir, self.ckpt_dir = self.run.path, self.run.checkpoints_dir
         if acc.is_main_process:
-            (self.run_dir / "samples").mkdir(parents=True, exist_ok=True)
+            self.run.samples_dir.mkdir(parents=True, exist_ok=True)
 
         self.dataset = build_dataset(cfg.data)
         self.num_classes = self.dataset.num_classes if cfg.data.conditional else 0
@@ -261,7 +261,7 @@ class Trainer:
         n_micro = cfg.train.grad_accum
         do_r1 = cfg.loss.r1_gamma > 0 and step % cfg.loss.r1_interval == 0
         cw = self.class_weight
-        stats = torch.zeros(len(STAT_NAMES), device=acc.device)
+        stats = {k: torch.zeros((), device=acc.device) for k in STAT_NAMES}
 
         # ---- D phase
         self.D.requires_grad_(True)
@@ -279,25 +279,25 @@ class Trainer:
                     real_logits = self.D(self._aug(x_real, gen), rc)
                 fake_logits = self.D(self._aug(fakes, gen), c)
                 loss = d_loss(cfg.loss.kind, real_logits.float(), fake_logits.float())
-                stats[0] += loss.detach() / n_micro
+                stats["loss_D"] += loss.detach() / n_micro
                 if cw > 0:
                     cls = F.cross_entropy(real_cls.float(), rc)
                     loss = loss + cw * cls
-                    stats[4] += cls.detach() / n_micro
+                    stats["cls_D"] += cls.detach() / n_micro
                 if do_r1:
                     r1 = r1_penalty(real_logits, x_real, acc.scaler).mean()
                     loss = loss + 0.5 * cfg.loss.r1_gamma * cfg.loss.r1_interval * r1
-                    stats[2] += r1.detach() / n_micro
+                    stats["r1"] += r1.detach() / n_micro
                 if cfg.loss.bcr_weight > 0:  # logits of un-augmented vs augmented (bCR)
                     plain = self.D(torch.cat([x_real.detach(), fakes]), _cat(rc, c)).float()
                     both = torch.cat([real_logits, fake_logits]).float()
                     bcr = consistency_loss(both, plain)
                     loss = loss + cfg.loss.bcr_weight * bcr
-                    stats[3] += bcr.detach() / n_micro
+                    stats["bcr"] += bcr.detach() / n_micro
                 acc.backward(loss / n_micro)
-        if not self._finite_everywhere(stats[0] + stats[2] + stats[3] + stats[4], "loss_D"):
+        if not self._finite_everywhere(stats["loss_D"] + stats["r1"] + stats["bcr"] + stats["cls_D"], "loss_D"):
             self.opt_d.zero_grad(set_to_none=True)
-            return self._skip(stats)
+            return self._skip()
         self.opt_d.step()
         self.opt_d.zero_grad(set_to_none=True)
 
@@ -311,16 +311,16 @@ class Trainer:
                 else:
                     logits = self.D(self._aug(self.G(z, c), gen), c)
                 loss = g_loss(cfg.loss.kind, logits.float())
-                stats[1] += loss.detach() / n_micro
+                stats["loss_G"] += loss.detach() / n_micro
                 if cw > 0:
                     cls = F.cross_entropy(fake_cls.float(), c)
                     loss = loss + cw * cls
-                    stats[5] += cls.detach() / n_micro
+                    stats["cls_G"] += cls.detach() / n_micro
                 acc.backward(loss / n_micro)
         self.D.requires_grad_(True)
-        if not self._finite_everywhere(stats[1] + stats[5], "loss_G"):
+        if not self._finite_everywhere(stats["loss_G"] + stats["cls_G"], "loss_G"):
             self.opt_g.zero_grad(set_to_none=True)
-            return self._skip(stats)
+            return self._skip()
         self.opt_g.step()
         self.opt_g.zero_grad(set_to_none=True)
 
@@ -328,7 +328,7 @@ class Trainer:
         self.state["step"] += 1
         self.state["nimg"] += cfg.train.batch_size
         self.ema.update(acc.unwrap_model(self.G), self._ema_beta())
-        return dict(zip(STAT_NAMES, stats))
+        return stats
 
     def _ema_beta(self) -> float:
         t, nimg = self.cfg.train, self.state["nimg"]
@@ -353,7 +353,7 @@ class Trainer:
             )
         return False
 
-    def _skip(self, stats):
+    def _skip(self):
         self.state["skipped_steps"] += 1
         self.state["step"] += 1  # fresh random draws next time; no images counted
         if self.state["skipped_steps"] > self.cfg.train.max_skipped_steps:
@@ -388,11 +388,11 @@ class Trainer:
         )
         grid = image_grid(images, t.grid_rows, t.grid_cols)
         kimg = self.state["nimg"] / 1000
-        grid.save(self.run_dir / "samples" / f"fakes{kimg:09.3f}.png")
+        grid.save(self.run.fakes_grid(kimg))
         logger.image("samples/ema", grid, self.state["step"])
 
     def save_reals_grid(self) -> None:
-        if not self.accelerator.is_main_process or (self.run_dir / "samples" / "reals.png").exists():
+        if not self.accelerator.is_main_process or self.run.reals_grid.exists():
             return
         t = self.cfg.train
         n = t.grid_rows * t.grid_cols
@@ -407,7 +407,7 @@ class Trainer:
             idx = list(range(min(n, len(self.dataset))))
             idx += [0] * (n - len(idx))
         images = torch.stack([self.dataset[int(i)][0] for i in idx])
-        image_grid(images, t.grid_rows, t.grid_cols).save(self.run_dir / "samples" / "reals.png")
+        image_grid(images, t.grid_rows, t.grid_cols).save(self.run.reals_grid)
 
     def save(self) -> Path:
         state = dict(self.state)
@@ -415,7 +415,7 @@ class Trainer:
         path = ckpt.save_checkpoint(self.accelerator, self.ckpt_dir, self.state["step"], self.ema.module, state)
         if self.accelerator.is_main_process:
             meta = {"step": self.state["step"], "kimg": state["kimg"], "seed": self.cfg.seed}
-            save_generator(self.ema.module, self.run_dir / GENERATOR_FILE, meta)
+            save_generator(self.ema.module, self.run.generator_file, meta)
             best = ckpt.checkpoint_name(self.state["best_step"]) if self.state["best_step"] is not None else None
             ckpt.prune_checkpoints(self.ckpt_dir, self.cfg.train.keep_checkpoints, protect=(best,) if best else ())
         self.accelerator.wait_for_everyone()
@@ -456,7 +456,7 @@ class Trainer:
         resumed = self.resume()
         total_nimg = int(t.kimg * 1000)
         logger = RunLogger(
-            self.run_dir, acc.is_main_process, t.kimg, self.state["nimg"] / 1000, t.log_tensorboard
+            self.run, acc.is_main_process, t.kimg, self.state["nimg"] / 1000, t.log_tensorboard
         )
         logger.line(
             f"{'Resuming' if resumed else 'Starting'} at kimg {self.state['nimg'] / 1000:.3f} (step {self.state['step']}); "
@@ -535,7 +535,7 @@ class Trainer:
         means = (sums / max(n_sums, 1)) if sums is not None else torch.zeros(len(STAT_NAMES), device=acc.device)
         if self.world > 1:
             means = acc.reduce(means, reduction="mean")
-        means = means.tolist()
+        means = dict(zip(STAT_NAMES, means.tolist()))
         nimg = self.state["nimg"]
         dt = max(time.time() - tick_t0, 1e-9)
         img_s = (nimg - tick_nimg0) / dt
@@ -549,20 +549,20 @@ class Trainer:
             "sec_per_kimg": round(sec_per_kimg, 3),
             "img_per_s": round(img_s, 2),
             "peak_mem_gib": round(mem, 3),
-            "loss_D": means[0],
-            "loss_G": means[1],
-            "r1": means[2],
+            "loss_D": means["loss_D"],
+            "loss_G": means["loss_G"],
+            "r1": means["r1"],
         }
         if self.cfg.loss.bcr_weight > 0:
-            stats["bcr"] = means[3]
+            stats["bcr"] = means["bcr"]
         if self.class_weight > 0:
-            stats["cls_D"], stats["cls_G"] = means[4], means[5]
+            stats["cls_D"], stats["cls_G"] = means["cls_D"], means["cls_G"]
         if self.state["skipped_steps"]:
             stats["skipped_steps"] = self.state["skipped_steps"]
-        extra = f"  cls_D {means[4]:.3f}  cls_G {means[5]:.3f}" if "cls_D" in stats else ""
+        extra = f"  cls_D {means['cls_D']:.3f}  cls_G {means['cls_G']:.3f}" if "cls_D" in stats else ""
         logger.line(
             f"kimg {stats['kimg']:8.3f}  step {stats['step']:7d}  sec/kimg {sec_per_kimg:7.2f}  img/s {img_s:7.1f}  "
-            f"mem {mem:5.2f}G  loss_D {means[0]:.3f}  loss_G {means[1]:.3f}  r1 {means[2]:.4f}{extra}  eta {_fmt_time(eta)}"
+            f"mem {mem:5.2f}G  loss_D {means['loss_D']:.3f}  loss_G {means['loss_G']:.3f}  r1 {means['r1']:.4f}{extra}  eta {_fmt_time(eta)}"
         )
         logger.record(stats, self.state["step"])
         logger.advance(nimg / 1000)

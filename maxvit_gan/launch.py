@@ -1,4 +1,4 @@
-"""Shared by the entry points: Hydra under `accelerate launch` (one run directory for all ranks)."""
+"""Entry points under `accelerate launch`: one Hydra run directory for all ranks (rank 0's)."""
 
 from __future__ import annotations
 
