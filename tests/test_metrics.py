@@ -120,7 +120,7 @@ def test_inception_score_matches_torch_fidelity_and_streams():
         ref_ns["inception_score_mean"], rel=1e-10
     )
     # streaming in arbitrary batch order gives the same numbers
-    from maxvit_gan.metrics.fid import sample_positions
+    from maxvit_gan.metrics.kid_is import sample_positions
 
     pos = sample_positions(53)
     acc = StreamingInceptionScore(11, 53, splits=10)

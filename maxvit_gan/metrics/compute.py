@@ -18,7 +18,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Subset
 
-from maxvit_gan.metrics.fid import FeatureAccumulator, FeatureStats, dist_info, split_count
+from maxvit_gan.metrics.distributed import dist_info, split_count
+from maxvit_gan.metrics.stats import FeatureAccumulator, FeatureStats
 
 
 def quantize_images(x: torch.Tensor) -> torch.Tensor:

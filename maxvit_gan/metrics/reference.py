@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from maxvit_gan.metrics.compute import compute_dataset_stats
-from maxvit_gan.metrics.fid import all_reduce_sum, dist_info
+from maxvit_gan.metrics.distributed import all_reduce_sum, dist_info
 
 CACHE_FORMAT = 1
 
