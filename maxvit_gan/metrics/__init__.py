@@ -35,7 +35,6 @@ from maxvit_gan.metrics.features import (
 from maxvit_gan.metrics.frechet import frechet_distance
 from maxvit_gan.metrics.kid_is import StreamingInceptionScore, inception_score, kid
 from maxvit_gan.metrics.reference import (
-    ReferenceStats,
     dataset_content_hash,
     get_reference,
     load_reference,
@@ -50,7 +49,6 @@ __all__ = [
     "FeatureStats",
     "InceptionWeightsError",
     "LabelSampler",
-    "ReferenceStats",
     "StreamingInceptionScore",
     "StreamingStats",
     "build_feature_extractor",

@@ -15,11 +15,11 @@ only against dataset-computed references.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
 
@@ -28,18 +28,9 @@ import torch
 
 from maxvit_gan.metrics.compute import compute_dataset_stats
 from maxvit_gan.metrics.distributed import all_reduce_sum, dist_info
+from maxvit_gan.metrics.stats import FeatureStats
 
 CACHE_FORMAT = 1
-
-
-@dataclass
-class ReferenceStats:
-    mu: np.ndarray  # [d] float64
-    sigma: np.ndarray  # [d, d] float64
-    n: int | None = None  # images behind the statistics (None when the file does not say)
-    kid_features: np.ndarray | None = None  # [k, d] random subset, for KID
-    meta: dict[str, Any] = field(default_factory=dict)
-    path: str | None = None
 
 
 def dataset_content_hash(dataset: Any, max_items: int | None = None) -> str:
@@ -115,7 +106,7 @@ def save_reference(
     return path
 
 
-def load_reference(path: Union[str, Path]) -> ReferenceStats:
+def load_reference(path: Union[str, Path]) -> FeatureStats:
     """Load ``mu``/``sigma`` from an ADM reference batch, a clean-fid stats file or ``save_reference`` output."""
     path = Path(path).expanduser()
     if not path.is_file():
@@ -138,7 +129,7 @@ def load_reference(path: Union[str, Path]) -> ReferenceStats:
         n = int(data["n"]) if "n" in keys and int(data["n"]) >= 0 else None
         meta = json.loads(str(data["meta"])) if "meta" in keys else {}
         kid_features = np.asarray(data["kid_features"]) if "kid_features" in keys else None
-    return ReferenceStats(mu=mu, sigma=sigma, n=n, kid_features=kid_features, meta=meta, path=str(path))
+    return FeatureStats(mu=mu, sigma=sigma, n=n, kid_features=kid_features, meta=meta, path=str(path))
 
 
 def reference_stats_for_dataset(
@@ -155,7 +146,7 @@ def reference_stats_for_dataset(
     kid_max_samples: int = 10000,
     content_hash: str | None = None,
     progress: bool = True,
-) -> ReferenceStats:
+) -> FeatureStats:
     """Statistics of ``dataset`` with ``extractor``'s preprocessing, cached on disk.
 
     ``cache_dir``: ``metrics.cache_dir``; None = ``$MAXVIT_GAN_CACHE/fid_refs`` or
@@ -188,12 +179,10 @@ def reference_stats_for_dataset(
     meta = dict(key=key, data=content_hash, resolution=resolution, n=n, mode=mode, network=network_id)
     if rank == 0:
         save_reference(path, stats.mu, stats.sigma, stats.n, meta, stats.kid_features)
-    return ReferenceStats(
-        stats.mu, stats.sigma, stats.n, stats.kid_features, dict(meta, cache="miss"), str(path)
-    )
+    return dataclasses.replace(stats, meta=dict(meta, cache="miss"), path=str(path))
 
 
-def get_reference(ref: str | None, dataset: Any = None, extractor: Any = None, **kwargs) -> ReferenceStats:
+def get_reference(ref: str | None, dataset: Any = None, extractor: Any = None, **kwargs) -> FeatureStats:
     """``metrics.fid.ref``: a path -> ``load_reference``; None -> ``reference_stats_for_dataset(dataset, ...)``."""
     if ref is not None:
         return load_reference(ref)
@@ -205,7 +194,6 @@ def get_reference(ref: str | None, dataset: Any = None, extractor: Any = None, *
 
 
 __all__ = [
-    "ReferenceStats",
     "dataset_content_hash",
     "reference_cache_key",
     "save_reference",

@@ -79,14 +79,20 @@ class StreamingStats:
 
 @dataclass
 class FeatureStats:
-    """What one pass over N images gives (identical on every rank after the collectives)."""
+    """Feature statistics of a set of images: of generated samples, of a dataset, or loaded from a file.
+
+    One pass (``FeatureAccumulator.finalize``) gives the same object on every rank after the
+    collectives; ``reference.load_reference`` fills what a file holds (ADM and clean-fid files
+    have only ``mu`` and ``sigma``).
+    """
 
     mu: np.ndarray  # [d] float64
     sigma: np.ndarray  # [d, d] float64
-    n: int  # samples counted across all processes
+    n: int | None = None  # images counted across all processes (None: a file that does not say)
     kid_features: np.ndarray | None = None  # [min(N, kid_max_samples), d] float32: uniform random subset
     inception_score: tuple[float, float] | None = None  # (mean, std) over splits
     meta: dict[str, Any] = field(default_factory=dict)
+    path: str | None = None  # the file the statistics were read from or cached in
 
 
 class FeatureAccumulator:
@@ -177,7 +183,7 @@ def compute_metrics(
     """FID (and KID when both sides carry KID features; IS of the fake side when present).
 
     ``ref`` is anything with ``mu``, ``sigma`` and optionally ``kid_features``
-    (FeatureStats or reference.ReferenceStats). Pure computation, no collectives.
+    (a FeatureStats, computed or loaded). Pure computation, no collectives.
     """
     out = {"fid": frechet_distance(fake.mu, fake.sigma, ref.mu, ref.sigma)}
     ref_kid = getattr(ref, "kid_features", None)
