@@ -35,7 +35,6 @@ from maxvit_gan.metrics.features import (
 from maxvit_gan.metrics.frechet import frechet_distance
 from maxvit_gan.metrics.kid_is import StreamingInceptionScore, inception_score, kid
 from maxvit_gan.metrics.reference import (
-    dataset_content_hash,
     get_reference,
     load_reference,
     reference_stats_for_dataset,
@@ -55,7 +54,6 @@ __all__ = [
     "compute_dataset_stats",
     "compute_generator_stats",
     "compute_metrics",
-    "dataset_content_hash",
     "frechet_distance",
     "get_reference",
     "inception_score",

@@ -26,35 +26,12 @@ from typing import Any, Union
 import numpy as np
 import torch
 
+from maxvit_gan.data import dataset_content_hash
 from maxvit_gan.metrics.compute import compute_dataset_stats
 from maxvit_gan.metrics.distributed import all_reduce_sum, dist_info
 from maxvit_gan.metrics.stats import FeatureStats
 
 CACHE_FORMAT = 1
-
-
-def dataset_content_hash(dataset: Any, max_items: int | None = None) -> str:
-    """A hash of the images a reference is computed from.
-
-    Uses ``dataset.content_hash`` (attribute or method) when the dataset provides one
-    (``maxvit_gan.data`` datasets should: e.g. the prepared zip's file hash plus the
-    transform parameters). Otherwise hashes every decoded image (shape and bytes) of the
-    first ``max_items``: exact but it reads the whole dataset once, fine for small
-    datasets, slow for ImageNet: give big datasets a ``content_hash``.
-    """
-    h = getattr(dataset, "content_hash", None)
-    if h is not None:
-        h = h() if callable(h) else h
-        return f"{h}|n={max_items}" if max_items is not None else str(h)
-    n = len(dataset) if max_items is None else min(len(dataset), max_items)
-    sha = hashlib.sha256(f"len={n}".encode())
-    for i in range(n):
-        item = dataset[i]
-        img = item[0] if isinstance(item, (list, tuple)) else item
-        arr = np.ascontiguousarray(img.numpy() if isinstance(img, torch.Tensor) else np.asarray(img))
-        sha.update(f"{arr.dtype}{arr.shape}".encode())
-        sha.update(arr.tobytes())
-    return "sha256:" + sha.hexdigest()
 
 
 def reference_cache_key(
@@ -194,7 +171,6 @@ def get_reference(ref: str | None, dataset: Any = None, extractor: Any = None, *
 
 
 __all__ = [
-    "dataset_content_hash",
     "reference_cache_key",
     "save_reference",
     "load_reference",
