@@ -25,10 +25,10 @@ from maxvit_gan.metrics import (
     load_reference,
     quantize_images,
     reference_stats_for_dataset,
-    save_random_inception_weights,
     save_reference,
 )
 from maxvit_gan.metrics import features as features_mod
+from maxvit_gan.metrics.stand_ins import save_random_inception_weights
 
 
 def _gauss_stats(rng, n, d, scale=1.0, shift=0.0):

@@ -3,6 +3,7 @@
 Where each concept lives:
 
     features.py     Inception-V3 feature extraction (modes tf / clean), weights download and cache
+    stand_ins.py    the real Inception architecture with random weights (tests, benchmarks only)
     distributed.py  rank / world size, a rank's share of N, all-reduce sum, all-gather of rows
     frechet.py      the Frechet distance (FID) in float64
     kid_is.py       KID, Inception Score (in memory and streaming), torch-fidelity's sample order
@@ -30,7 +31,6 @@ from maxvit_gan.metrics.features import (
     FeatureExtractor,
     InceptionWeightsError,
     build_feature_extractor,
-    save_random_inception_weights,
 )
 from maxvit_gan.metrics.frechet import frechet_distance
 from maxvit_gan.metrics.kid_is import StreamingInceptionScore, inception_score, kid
@@ -40,6 +40,7 @@ from maxvit_gan.metrics.reference import (
     reference_stats_for_dataset,
     save_reference,
 )
+from maxvit_gan.metrics.stand_ins import save_random_inception_weights
 from maxvit_gan.metrics.stats import FeatureAccumulator, FeatureStats, StreamingStats, compute_metrics
 
 __all__ = [
