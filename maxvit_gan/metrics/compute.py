@@ -42,7 +42,6 @@ class LabelSampler:
         self.classes, counts = np.unique(labels, return_counts=True)
         cdf = np.cumsum(counts, dtype=np.float64)
         self.cdf = torch.from_numpy(cdf / cdf[-1])
-        self.probs = counts / counts.sum()
 
     @classmethod
     def uniform(cls, num_classes: int) -> LabelSampler:
