@@ -19,6 +19,7 @@ from maxvit_gan.metrics import (
     compute_dataset_stats,
     compute_generator_stats,
     compute_metrics,
+    fid_key,
     frechet_distance,
     inception_score,
     kid,
@@ -69,6 +70,16 @@ def test_frechet_symmetric_zero_and_shape_check():
     assert abs(frechet_distance(mu1, s1, mu1, s1)) < 1e-9
     with pytest.raises(ValueError, match="shape"):
         frechet_distance(mu1, s1, mu2[:-1], s2)
+
+
+def test_fid_key_names_the_sample_count_exactly():
+    assert fid_key(50000) == "fid50k" and fid_key(10000) == "fid10k" and fid_key(1000) == "fid1k"
+    assert fid_key(1500) == "fid1500" and fid_key(999) == "fid999" and fid_key(8) == "fid8"  # never rounded
+    assert fid_key(12345) == "fid12345" and fid_key(0) == "fid0"
+    with pytest.raises(ValueError):
+        fid_key(-1)
+    with pytest.raises(TypeError):
+        fid_key(1.5e4)
 
 
 # ----------------------------------------------------------------------------- streaming statistics, KID, IS

@@ -5,7 +5,7 @@ Where each concept lives:
     features.py     Inception-V3 feature extraction (modes tf / clean), weights download and cache
     stand_ins.py    the real Inception architecture with random weights (tests, benchmarks only)
     distributed.py  rank / world size, a rank's share of N, all-reduce sum, all-gather of rows
-    frechet.py      the Frechet distance (FID) in float64
+    frechet.py      the Frechet distance (FID) in float64; fid_key, the name of an FID result
     kid_is.py       KID, Inception Score (in memory and streaming), torch-fidelity's sample order
     stats.py        FeatureStats (mu, sigma, n, ...), the streaming accumulators, compute_metrics
     compute.py      one pass over generated samples or a dataset -> FeatureStats; LabelSampler
@@ -32,7 +32,7 @@ from maxvit_gan.metrics.features import (
     InceptionWeightsError,
     build_feature_extractor,
 )
-from maxvit_gan.metrics.frechet import frechet_distance
+from maxvit_gan.metrics.frechet import fid_key, frechet_distance
 from maxvit_gan.metrics.kid_is import StreamingInceptionScore, inception_score, kid
 from maxvit_gan.metrics.reference import (
     get_reference,
@@ -55,6 +55,7 @@ __all__ = [
     "compute_dataset_stats",
     "compute_generator_stats",
     "compute_metrics",
+    "fid_key",
     "frechet_distance",
     "get_reference",
     "inception_score",

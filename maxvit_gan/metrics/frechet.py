@@ -1,4 +1,4 @@
-"""The Frechet distance between two Gaussians (FID), in float64.
+"""The Frechet distance between two Gaussians (FID), in float64, and the name of an FID result.
 
 float32 is wrong here (measured: 41.7 instead of 114.3 on real features), so every
 input is promoted to float64 first (``as_float64``, also used by KID and IS).
@@ -6,6 +6,7 @@ input is promoted to float64 first (``as_float64``, also used by KID and IS).
 
 from __future__ import annotations
 
+import operator
 from typing import Union
 
 import numpy as np
@@ -61,4 +62,17 @@ def frechet_distance(mu1: ArrayLike, sigma1: ArrayLike, mu2: ArrayLike, sigma2: 
     return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * tr_covmean)
 
 
-__all__ = ["ArrayLike", "as_float64", "frechet_distance"]
+def fid_key(num_samples: int) -> str:
+    """The name of an FID of ``num_samples`` generated images: ``fid50k``, ``fid10k``, ``fid1500``, ``fid8``.
+
+    Exact multiples of 1000 are written in ``k``, any other count in full (never rounded:
+    FID1500 is not FID1k, the bias of FID depends on N). Training logs and evaluation
+    results use this one name.
+    """
+    n = operator.index(num_samples)
+    if n < 0:
+        raise ValueError(f"num_samples must be >= 0, got {n}")
+    return f"fid{n // 1000}k" if n > 0 and n % 1000 == 0 else f"fid{n}"
+
+
+__all__ = ["ArrayLike", "as_float64", "fid_key", "frechet_distance"]
