@@ -22,7 +22,8 @@ import scipy
 import scipy.linalg
 import torch
 
-from maxvit_gan.metrics import build_feature_extractor, frechet_distance, save_random_inception_weights
+from maxvit_gan.metrics import build_feature_extractor, frechet_distance
+from maxvit_gan.metrics.stand_ins import save_random_inception_weights
 
 
 def _batches(images: torch.Tensor, b: int):

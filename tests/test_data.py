@@ -328,6 +328,21 @@ def test_content_hash(tmp_path, class_folder):
     assert dataset_content_hash(str(class_folder)) != before
 
 
+def test_content_hash_of_dataset_objects(tmp_path):
+    """One function for paths and datasets: a dataset's own `content_hash`, else its decoded images."""
+    shapes = ShapesDataset(resolution=16, num_images=6, num_classes=3)
+    assert dataset_content_hash(shapes) == shapes.content_hash
+    assert dataset_content_hash(shapes, max_items=4) == f"{shapes.content_hash}|n=4"
+    _write_zip(tmp_path / "p.zip", [np.full((8, 8, 3), 5, dtype=np.uint8)])
+    assert dataset_content_hash(tmp_path / "p.zip") == dataset_content_hash(str(tmp_path / "p.zip"))
+    plain = [(torch.zeros(3, 4, 4, dtype=torch.uint8), 0), (torch.ones(3, 4, 4, dtype=torch.uint8), 1)]
+    h = dataset_content_hash(plain)
+    assert h.startswith("sha256:") and h == dataset_content_hash(list(plain))
+    assert dataset_content_hash(plain, max_items=1) != h
+    plain[1] = (torch.full((3, 4, 4), 2, dtype=torch.uint8), 1)  # one image changes: the hash changes
+    assert dataset_content_hash(plain) != h
+
+
 # ----------------------------------------------------------------------------- build_dataset
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from maxvit_gan.metrics import save_random_inception_weights
+from maxvit_gan.metrics.stand_ins import save_random_inception_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_RUN = ["experiment=smoke", "data.shapes_num_images=16", "train.kimg=0.032", "train.log_tensorboard=false"]

@@ -19,16 +19,17 @@ from maxvit_gan.metrics import (
     compute_dataset_stats,
     compute_generator_stats,
     compute_metrics,
+    fid_key,
     frechet_distance,
     inception_score,
     kid,
     load_reference,
     quantize_images,
     reference_stats_for_dataset,
-    save_random_inception_weights,
     save_reference,
 )
 from maxvit_gan.metrics import features as features_mod
+from maxvit_gan.metrics.stand_ins import save_random_inception_weights
 
 
 def _gauss_stats(rng, n, d, scale=1.0, shift=0.0):
@@ -69,6 +70,16 @@ def test_frechet_symmetric_zero_and_shape_check():
     assert abs(frechet_distance(mu1, s1, mu1, s1)) < 1e-9
     with pytest.raises(ValueError, match="shape"):
         frechet_distance(mu1, s1, mu2[:-1], s2)
+
+
+def test_fid_key_names_the_sample_count_exactly():
+    assert fid_key(50000) == "fid50k" and fid_key(10000) == "fid10k" and fid_key(1000) == "fid1k"
+    assert fid_key(1500) == "fid1500" and fid_key(999) == "fid999" and fid_key(8) == "fid8"  # never rounded
+    assert fid_key(12345) == "fid12345" and fid_key(0) == "fid0"
+    with pytest.raises(ValueError):
+        fid_key(-1)
+    with pytest.raises(TypeError):
+        fid_key(1.5e4)
 
 
 # ----------------------------------------------------------------------------- streaming statistics, KID, IS
@@ -120,7 +131,7 @@ def test_inception_score_matches_torch_fidelity_and_streams():
         ref_ns["inception_score_mean"], rel=1e-10
     )
     # streaming in arbitrary batch order gives the same numbers
-    from maxvit_gan.metrics.fid import sample_positions
+    from maxvit_gan.metrics.kid_is import sample_positions
 
     pos = sample_positions(53)
     acc = StreamingInceptionScore(11, 53, splits=10)

@@ -2,7 +2,8 @@
 
 Every dataset returns `(uint8 tensor [3, R, R], int64 label)` and has `resolution`,
 `num_classes` (0 = unconditional), `labels` (numpy int64), `name`, `num_skipped`
-and `content_hash`.
+and `content_hash`. `dataset_content_hash(path or dataset)` is the one content hash
+(the key of cached FID reference statistics).
 """
 
 from __future__ import annotations

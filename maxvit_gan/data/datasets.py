@@ -138,16 +138,8 @@ def _folder_listing_hash(root: str, files: list[str]) -> str:
     return h.hexdigest()
 
 
-def dataset_content_hash(path: str) -> str:
-    """A sha256 hex digest that changes whenever the dataset's content changes.
-
-    - zip: the `content_hash` that `prepare_dataset.py` stored in `dataset.json`
-      (sha256 over every image's pixels and label, in order); for a zip made by
-      another tool, a hash of the zip directory (member names, CRC32s, sizes).
-    - folder: a hash of the images' relative paths, sizes and modification times.
-      Cheap (no decoding) even for ImageNet; a copy that does not keep mtimes gets a
-      new hash, which costs a recomputation of cached statistics, never a stale one.
-    """
+def _path_content_hash(path: str) -> str:
+    """The hash of a dataset on disk (see `dataset_content_hash`)."""
     if os.path.isdir(path):
         return _folder_listing_hash(path, list_image_files(path))
     if not os.path.isfile(path):
@@ -158,6 +150,49 @@ def dataset_content_hash(path: str) -> str:
             if isinstance(meta, dict) and meta.get("content_hash"):
                 return str(meta["content_hash"])
         return _zip_directory_hash(zf)
+
+
+def _decoded_items_hash(dataset, n: int) -> str:
+    """sha256 over the shape, dtype and bytes of the first `n` images of `dataset`."""
+    sha = hashlib.sha256(f"len={n}".encode())
+    for i in range(n):
+        item = dataset[i]
+        img = item[0] if isinstance(item, (list, tuple)) else item
+        arr = np.ascontiguousarray(img.numpy() if isinstance(img, torch.Tensor) else np.asarray(img))
+        sha.update(f"{arr.dtype}{arr.shape}".encode())
+        sha.update(arr.tobytes())
+    return "sha256:" + sha.hexdigest()
+
+
+def dataset_content_hash(source, max_items: int | None = None) -> str:
+    """A hash that changes whenever the content of a dataset changes (the key of cached FID statistics).
+
+    `source` is one of:
+    - a path (str or os.PathLike), a sha256 hex digest:
+      - zip: the `content_hash` that `prepare_dataset.py` stored in `dataset.json`
+        (sha256 over every image's pixels and label, in order); for a zip made by
+        another tool, a hash of the zip directory (member names, CRC32s, sizes).
+      - folder: a hash of the images' relative paths, sizes and modification times.
+        Cheap (no decoding) even for ImageNet; a copy that does not keep mtimes gets a
+        new hash, which costs a recomputation of cached statistics, never a stale one.
+    - a dataset with a `content_hash` (attribute or method; every dataset of this package
+      has one): that value.
+    - any other dataset (`len` and `[i]` -> image or (image, ...)): ``"sha256:"`` + a hash
+      of every decoded image (dtype, shape, bytes) of the first `max_items`. Exact but it
+      reads the whole dataset once: fine for small datasets, give big ones a `content_hash`.
+
+    `max_items`: the statistics cover only the first `max_items` items; for a path or a
+    `content_hash` the result is then ``f"{hash}|n={max_items}"``.
+    """
+    if isinstance(source, (str, os.PathLike)):
+        h = _path_content_hash(os.fspath(source))
+    else:
+        h = getattr(source, "content_hash", None)
+        if h is None:
+            n = len(source) if max_items is None else min(len(source), max_items)
+            return _decoded_items_hash(source, n)
+        h = h() if callable(h) else h
+    return f"{h}|n={max_items}" if max_items is not None else str(h)
 
 
 class _ImageDataset(Dataset):
@@ -419,4 +454,4 @@ class ZipDataset(_ImageDataset):
         self._data = data
 
     def _base_hash(self) -> str:
-        return dataset_content_hash(self.path)
+        return _path_content_hash(self.path)

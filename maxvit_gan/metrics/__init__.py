@@ -1,5 +1,16 @@
 """FID / KID / IS: Inception features, streaming distributed statistics, reference statistics.
 
+Where each concept lives:
+
+    features.py     Inception-V3 feature extraction (modes tf / clean), weights download and cache
+    stand_ins.py    the real Inception architecture with random weights (tests, benchmarks only)
+    distributed.py  rank / world size, a rank's share of N, all-reduce sum, all-gather of rows
+    frechet.py      the Frechet distance (FID) in float64; fid_key, the name of an FID result
+    kid_is.py       KID, Inception Score (in memory and streaming), torch-fidelity's sample order
+    stats.py        FeatureStats (mu, sigma, n, ...), the streaming accumulators, compute_metrics
+    compute.py      one pass over generated samples or a dataset -> FeatureStats; LabelSampler
+    reference.py    reference statistics: from a dataset (cached by content hash) or a file
+
 Typical use (every call on every rank; see docs/metrics.md):
 
     extractor = build_feature_extractor(cfg.mode, cfg.inception_weights, device)
@@ -20,26 +31,17 @@ from maxvit_gan.metrics.features import (
     FeatureExtractor,
     InceptionWeightsError,
     build_feature_extractor,
-    save_random_inception_weights,
 )
-from maxvit_gan.metrics.fid import (
-    FeatureAccumulator,
-    FeatureStats,
-    StreamingInceptionScore,
-    StreamingStats,
-    compute_metrics,
-    frechet_distance,
-    inception_score,
-    kid,
-)
+from maxvit_gan.metrics.frechet import fid_key, frechet_distance
+from maxvit_gan.metrics.kid_is import StreamingInceptionScore, inception_score, kid
 from maxvit_gan.metrics.reference import (
-    ReferenceStats,
-    dataset_content_hash,
     get_reference,
     load_reference,
     reference_stats_for_dataset,
     save_reference,
 )
+from maxvit_gan.metrics.stand_ins import save_random_inception_weights
+from maxvit_gan.metrics.stats import FeatureAccumulator, FeatureStats, StreamingStats, compute_metrics
 
 __all__ = [
     "FeatureAccumulator",
@@ -47,14 +49,13 @@ __all__ = [
     "FeatureStats",
     "InceptionWeightsError",
     "LabelSampler",
-    "ReferenceStats",
     "StreamingInceptionScore",
     "StreamingStats",
     "build_feature_extractor",
     "compute_dataset_stats",
     "compute_generator_stats",
     "compute_metrics",
-    "dataset_content_hash",
+    "fid_key",
     "frechet_distance",
     "get_reference",
     "inception_score",

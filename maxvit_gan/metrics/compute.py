@@ -18,7 +18,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Subset
 
-from maxvit_gan.metrics.fid import FeatureAccumulator, FeatureStats, dist_info, split_count
+from maxvit_gan.metrics.distributed import dist_info, split_count
+from maxvit_gan.metrics.stats import FeatureAccumulator, FeatureStats
 
 
 def quantize_images(x: torch.Tensor) -> torch.Tensor:
@@ -41,7 +42,6 @@ class LabelSampler:
         self.classes, counts = np.unique(labels, return_counts=True)
         cdf = np.cumsum(counts, dtype=np.float64)
         self.cdf = torch.from_numpy(cdf / cdf[-1])
-        self.probs = counts / counts.sum()
 
     @classmethod
     def uniform(cls, num_classes: int) -> LabelSampler:

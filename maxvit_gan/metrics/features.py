@@ -16,8 +16,7 @@ Weights: ``weights_path`` (config ``metrics.inception_weights``) or, when None,
 downloaded once into the torch hub cache ``$TORCH_HOME/hub/checkpoints`` (where
 torch-fidelity also keeps its copy). Offline with neither: one
 ``InceptionWeightsError`` that names both ways out. Nothing here ever writes random
-weights into that cache: ``save_random_inception_weights`` writes only to the path
-it is given (tests, benchmarks).
+weights into that cache (random-weight stand-ins for tests and benchmarks: ``stand_ins``).
 
 The extractor protocol (also what tests' tiny extractors implement): attributes
 ``mode``, ``dim``, ``network_id`` (a string identifying the network and weights,
@@ -32,7 +31,6 @@ import hashlib
 import io
 import os
 import warnings
-from collections import OrderedDict
 from pathlib import Path
 from typing import Union
 
@@ -45,11 +43,6 @@ CLEAN_URL = (
     "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/inception-2015-12-05.pt"
 )
 MODES = ("tf", "clean")
-_TRUNK = (  # torch-fidelity's FeatureExtractorInceptionV3 blocks, in forward order, up to pool3
-    "Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "MaxPool_1", "Conv2d_3b_1x1", "Conv2d_4a_3x3",
-    "MaxPool_2", "Mixed_5b", "Mixed_5c", "Mixed_5d", "Mixed_6a", "Mixed_6b", "Mixed_6c", "Mixed_6d",
-    "Mixed_6e", "Mixed_7a", "Mixed_7b", "Mixed_7c", "AvgPool",
-)  # fmt: skip
 
 
 class InceptionWeightsError(RuntimeError):
@@ -59,7 +52,8 @@ class InceptionWeightsError(RuntimeError):
 # ----------------------------------------------------------------------------- weights
 
 
-def _hub_checkpoint_dir() -> Path:
+def hub_checkpoint_dir() -> Path:
+    """The torch hub weights cache ``$TORCH_HOME/hub/checkpoints`` (real runs read it; never random weights)."""
     return Path(torch.hub.get_dir()) / "checkpoints"
 
 
@@ -95,7 +89,7 @@ def _resolve_weights(mode: str, weights_path: Union[str, Path] | None) -> Path:
             )
         return p
     url = TF_URL if mode == "tf" else CLEAN_URL
-    cache_file = _hub_checkpoint_dir() / os.path.basename(url)
+    cache_file = hub_checkpoint_dir() / os.path.basename(url)
     if cache_file.is_file():
         return cache_file
     try:
@@ -109,13 +103,13 @@ def _resolve_weights(mode: str, weights_path: Union[str, Path] | None) -> Path:
     return cache_file
 
 
-def _tf_arch(state_dict: dict | None = None) -> nn.Module:
+def tf_network(state_dict: dict | None = None) -> nn.Module:
     """torch-fidelity's FeatureExtractorInceptionV3 ('2048' + 'logits_unbiased').
 
     torch-fidelity always loads a state dict in its ``__init__`` (with
     ``weights_only=False``); we load the file ourselves with ``weights_only=True`` and
     hand it over as an in-memory buffer. With ``state_dict=None`` the architecture is
-    built with its default (random) init, for ``save_random_inception_weights`` only.
+    built with its default (random) init, for ``stand_ins.save_random_inception_weights`` only.
     """
     from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
@@ -252,71 +246,14 @@ def build_feature_extractor(
         digest = os.path.basename(TF_URL if mode == "tf" else CLEAN_URL)
     else:
         digest = "sha256:" + _file_sha256(path)[:16]
-    net = _tf_arch(_load_tf_state_dict(path)) if mode == "tf" else _load_clean_script(path)
+    net = tf_network(_load_tf_state_dict(path)) if mode == "tf" else _load_clean_script(path)
     return FeatureExtractor(mode, net, network_id=f"{mode}/inception-2015-12-05/{digest}").to(device)
-
-
-# ----------------------------------------------------------------------------- random weights (tests, benchmarks)
-
-
-class _CleanStandIn(nn.Module):
-    """Same interface as NVIDIA's inception-2015-12-05.pt as clean-fid uses it: ``layers`` maps a
-    normalized [B,3,299,299] batch to [B,2048]; ``output`` is the 1008-way head;
-    ``forward(x, return_features)`` takes 0..255 images already at 299."""
-
-    def __init__(self, tf_net: nn.Module):
-        super().__init__()
-        trunk = OrderedDict((name, getattr(tf_net, name)) for name in _TRUNK)
-        trunk["flatten"] = nn.Flatten(1)
-        self.layers = nn.Sequential(trunk)
-        self.output = tf_net.fc
-
-    def forward(self, x: torch.Tensor, return_features: bool = False) -> torch.Tensor:
-        feats = self.layers((x - 128) / 128)
-        if return_features:
-            return feats
-        return torch.softmax(self.output(feats), dim=1)
-
-
-def save_random_inception_weights(path: Union[str, Path], mode: str = "tf", seed: int = 0) -> Path:
-    """Write the real Inception architecture with random weights to ``path`` (tests, benchmarks).
-
-    Convs are re-initialized with Kaiming-normal (torch-fidelity's default init gives features
-    with std ~1e-8). ``tf``: a state dict with torch-fidelity's keys. ``clean``: a TorchScript
-    file with the interface of NVIDIA's inception-2015-12-05.pt (``layers``, ``output``), built
-    from the same torch-fidelity blocks. Load it back with ``build_feature_extractor(mode,
-    weights_path=path)``. Refuses to write into the torch hub cache that real runs read.
-    """
-    path = Path(path)
-    if path.resolve().parent == _hub_checkpoint_dir().resolve():
-        raise ValueError(f"refusing to write random Inception weights into the weights cache {path.parent}")
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    gen = torch.Generator().manual_seed(seed)
-    net = _tf_arch(None)
-    with torch.no_grad():
-        for m in net.modules():
-            if isinstance(m, nn.Conv2d):
-                fan_in = m.weight[0].numel()
-                m.weight.copy_(torch.randn(m.weight.shape, generator=gen) * (2.0 / fan_in) ** 0.5)
-            elif isinstance(m, nn.Linear):
-                m.weight.copy_(torch.randn(m.weight.shape, generator=gen) * m.in_features**-0.5)
-                m.bias.zero_()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if mode == "tf":
-        torch.save(net.state_dict(), path)
-    else:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
-            torch.jit.save(torch.jit.script(_CleanStandIn(net).eval()), str(path))
-    return path
 
 
 __all__ = [
     "FeatureExtractor",
     "InceptionWeightsError",
     "build_feature_extractor",
-    "save_random_inception_weights",
     "no_tf32",
     "TF_URL",
     "CLEAN_URL",

@@ -15,55 +15,23 @@ only against dataset-computed references.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
 
 import numpy as np
 import torch
 
+from maxvit_gan.data import dataset_content_hash
 from maxvit_gan.metrics.compute import compute_dataset_stats
-from maxvit_gan.metrics.fid import all_reduce_sum, dist_info
+from maxvit_gan.metrics.distributed import all_reduce_sum, dist_info
+from maxvit_gan.metrics.stats import FeatureStats
 
 CACHE_FORMAT = 1
-
-
-@dataclass
-class ReferenceStats:
-    mu: np.ndarray  # [d] float64
-    sigma: np.ndarray  # [d, d] float64
-    n: int | None = None  # images behind the statistics (None when the file does not say)
-    kid_features: np.ndarray | None = None  # [k, d] random subset, for KID
-    meta: dict[str, Any] = field(default_factory=dict)
-    path: str | None = None
-
-
-def dataset_content_hash(dataset: Any, max_items: int | None = None) -> str:
-    """A hash of the images a reference is computed from.
-
-    Uses ``dataset.content_hash`` (attribute or method) when the dataset provides one
-    (``maxvit_gan.data`` datasets should: e.g. the prepared zip's file hash plus the
-    transform parameters). Otherwise hashes every decoded image (shape and bytes) of the
-    first ``max_items``: exact but it reads the whole dataset once, fine for small
-    datasets, slow for ImageNet: give big datasets a ``content_hash``.
-    """
-    h = getattr(dataset, "content_hash", None)
-    if h is not None:
-        h = h() if callable(h) else h
-        return f"{h}|n={max_items}" if max_items is not None else str(h)
-    n = len(dataset) if max_items is None else min(len(dataset), max_items)
-    sha = hashlib.sha256(f"len={n}".encode())
-    for i in range(n):
-        item = dataset[i]
-        img = item[0] if isinstance(item, (list, tuple)) else item
-        arr = np.ascontiguousarray(img.numpy() if isinstance(img, torch.Tensor) else np.asarray(img))
-        sha.update(f"{arr.dtype}{arr.shape}".encode())
-        sha.update(arr.tobytes())
-    return "sha256:" + sha.hexdigest()
 
 
 def reference_cache_key(
@@ -115,7 +83,7 @@ def save_reference(
     return path
 
 
-def load_reference(path: Union[str, Path]) -> ReferenceStats:
+def load_reference(path: Union[str, Path]) -> FeatureStats:
     """Load ``mu``/``sigma`` from an ADM reference batch, a clean-fid stats file or ``save_reference`` output."""
     path = Path(path).expanduser()
     if not path.is_file():
@@ -138,7 +106,7 @@ def load_reference(path: Union[str, Path]) -> ReferenceStats:
         n = int(data["n"]) if "n" in keys and int(data["n"]) >= 0 else None
         meta = json.loads(str(data["meta"])) if "meta" in keys else {}
         kid_features = np.asarray(data["kid_features"]) if "kid_features" in keys else None
-    return ReferenceStats(mu=mu, sigma=sigma, n=n, kid_features=kid_features, meta=meta, path=str(path))
+    return FeatureStats(mu=mu, sigma=sigma, n=n, kid_features=kid_features, meta=meta, path=str(path))
 
 
 def reference_stats_for_dataset(
@@ -155,7 +123,7 @@ def reference_stats_for_dataset(
     kid_max_samples: int = 10000,
     content_hash: str | None = None,
     progress: bool = True,
-) -> ReferenceStats:
+) -> FeatureStats:
     """Statistics of ``dataset`` with ``extractor``'s preprocessing, cached on disk.
 
     ``cache_dir``: ``metrics.cache_dir``; None = ``$MAXVIT_GAN_CACHE/fid_refs`` or
@@ -188,12 +156,10 @@ def reference_stats_for_dataset(
     meta = dict(key=key, data=content_hash, resolution=resolution, n=n, mode=mode, network=network_id)
     if rank == 0:
         save_reference(path, stats.mu, stats.sigma, stats.n, meta, stats.kid_features)
-    return ReferenceStats(
-        stats.mu, stats.sigma, stats.n, stats.kid_features, dict(meta, cache="miss"), str(path)
-    )
+    return dataclasses.replace(stats, meta=dict(meta, cache="miss"), path=str(path))
 
 
-def get_reference(ref: str | None, dataset: Any = None, extractor: Any = None, **kwargs) -> ReferenceStats:
+def get_reference(ref: str | None, dataset: Any = None, extractor: Any = None, **kwargs) -> FeatureStats:
     """``metrics.fid.ref``: a path -> ``load_reference``; None -> ``reference_stats_for_dataset(dataset, ...)``."""
     if ref is not None:
         return load_reference(ref)
@@ -205,8 +171,6 @@ def get_reference(ref: str | None, dataset: Any = None, extractor: Any = None, *
 
 
 __all__ = [
-    "ReferenceStats",
-    "dataset_content_hash",
     "reference_cache_key",
     "save_reference",
     "load_reference",

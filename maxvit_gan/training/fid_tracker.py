@@ -21,6 +21,7 @@ from maxvit_gan.metrics import (
     build_feature_extractor,
     compute_generator_stats,
     compute_metrics,
+    fid_key,
     get_reference,
 )
 
@@ -34,7 +35,7 @@ class FIDTracker:
         self.enabled = cfg.fid.every_kimg > 0
         self.extractor = None
         self.reference = None
-        self.key = f"fid{cfg.fid.num_samples // 1000}k" if cfg.fid.num_samples >= 1000 else f"fid{cfg.fid.num_samples}"
+        self.key = fid_key(cfg.fid.num_samples)
 
     def _setup(self) -> bool:
         acc = self.accelerator
