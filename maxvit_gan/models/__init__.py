@@ -1,7 +1,13 @@
 """Generator, discriminator, EMA and their configuration. No training code here."""
 
 from maxvit_gan.models.build import build_models, resolve_model_configs
-from maxvit_gan.models.config import DiscriminatorConfig, GeneratorConfig, ModelConfig
+from maxvit_gan.models.config import (
+    DiscriminatorConfig,
+    DiscriminatorOverrides,
+    GeneratorConfig,
+    GeneratorOverrides,
+    ModelConfig,
+)
 from maxvit_gan.models.discriminator import Discriminator
 from maxvit_gan.models.ema import EMA, ema_beta
 from maxvit_gan.models.generator import Generator
@@ -13,8 +19,10 @@ __all__ = [
     "PRESETS",
     "Discriminator",
     "DiscriminatorConfig",
+    "DiscriminatorOverrides",
     "Generator",
     "GeneratorConfig",
+    "GeneratorOverrides",
     "ModelConfig",
     "build_models",
     "discriminator_preset",

@@ -2,34 +2,40 @@
 
 from __future__ import annotations
 
-from maxvit_gan.models.config import DiscriminatorConfig, GeneratorConfig, ModelConfig
+from collections.abc import Mapping
+from dataclasses import asdict, is_dataclass
+
+from maxvit_gan.models.config import DATA_FIELDS, DiscriminatorConfig, GeneratorConfig, ModelConfig
 from maxvit_gan.models.discriminator import Discriminator
 from maxvit_gan.models.generator import Generator
 from maxvit_gan.models.presets import discriminator_preset, generator_preset
 
 
+def _overrides(cfg: ModelConfig, part: str) -> dict:
+    """`model.generator` / `model.discriminator`: the overrides dataclass, or a plain mapping."""
+    node = getattr(cfg, part)
+    if node is None:
+        return {}
+    if is_dataclass(node):
+        node = asdict(node)
+    if not isinstance(node, Mapping):
+        raise TypeError(f"model.{part}: expected field overrides, got {type(node).__name__}")
+    for key in DATA_FIELDS[part]:
+        if node.get(key) is not None:
+            raise ValueError(
+                f"model.{part}.{key} is not a model setting: it comes from the data or loss.class_weight"
+            )
+    return {k: v for k, v in node.items() if k not in DATA_FIELDS[part]}
+
+
 def resolve_model_configs(
     cfg: ModelConfig, resolution: int, num_classes: int = 0, d_class_head: bool = False
 ) -> tuple[GeneratorConfig, DiscriminatorConfig]:
-    g = generator_preset(
-        cfg.preset,
-        resolution,
-        num_classes,
-        z_dim=cfg.z_dim,
-        channels=cfg.channels,
-        depths=cfg.depths,
-        window_sizes=cfg.window_sizes,
-        grid_sizes=cfg.grid_sizes,
-        head_dim=cfg.head_dim,
-    )
+    """Preset values, then the non-None overrides of ``cfg.generator`` / ``cfg.discriminator``,
+    by field name. Resolution and classes come from the data, the class head from the loss."""
+    g = generator_preset(cfg.preset, resolution, num_classes, **_overrides(cfg, "generator"))
     d = discriminator_preset(
-        cfg.preset,
-        resolution,
-        num_classes,
-        channel_base=cfg.d_channel_base,
-        channel_max=cfg.d_channel_max,
-        mbstd_group=cfg.d_mbstd_group,
-        class_head=d_class_head,
+        cfg.preset, resolution, num_classes, **_overrides(cfg, "discriminator"), class_head=d_class_head
     )
     return g, d
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields, make_dataclass
+from typing import Optional, get_type_hints
 
 
 @dataclass
@@ -46,21 +47,40 @@ class DiscriminatorConfig:
         return asdict(self)
 
 
+# Fields that come from the data or the loss, not from `model.*`: the trainer passes them to build_models.
+DATA_FIELDS = {
+    "generator": ("resolution", "num_classes"),
+    "discriminator": ("resolution", "num_classes", "class_head"),
+}
+
+
+def _overrides_schema(cls: type, part: str, name: str) -> type:
+    """A dataclass with every field of ``cls`` except the data-derived ones, each ``Optional`` and
+    None by default (None = keep the preset's value). Derived, not written out, so that a field
+    added to GeneratorConfig / DiscriminatorConfig is settable from YAML under the same name."""
+    hints = get_type_hints(cls)
+    specs = [
+        (f.name, Optional[hints[f.name]], field(default=None)) for f in fields(cls) if f.name not in DATA_FIELDS[part]
+    ]
+    doc = f"`model.{part}.*`: overrides of the preset's {cls.__name__} fields, by field name (None = preset)."
+    return make_dataclass(name, specs, namespace={"__doc__": doc, "__module__": __name__})
+
+
+GeneratorOverrides = _overrides_schema(GeneratorConfig, "generator", "GeneratorOverrides")
+DiscriminatorOverrides = _overrides_schema(DiscriminatorConfig, "discriminator", "DiscriminatorOverrides")
+
+
 @dataclass
 class ModelConfig:
     """What the user configures (`model.*`): a preset plus optional overrides.
 
-    Resolution and number of classes come from the data. `build_models` turns this into a
-    fully specified GeneratorConfig / DiscriminatorConfig.
+    ``generator`` / ``discriminator`` carry the fields of GeneratorConfig / DiscriminatorConfig
+    under the same names (None = the preset's value), e.g. ``model.generator.mlp_ratio=2`` or
+    ``model.discriminator.channel_base=256``. Resolution and number of classes come from the
+    data, the discriminator's class head from ``loss.class_weight``. `build_models` merges
+    preset and overrides into a fully specified GeneratorConfig / DiscriminatorConfig.
     """
 
-    preset: str = "tiny"  # tiny | s | b | l
-    z_dim: int | None = None  # overrides of the preset (None = keep the preset's value)
-    channels: list[int] | None = None
-    depths: list[int] | None = None
-    window_sizes: list[int] | None = None
-    grid_sizes: list[int] | None = None
-    head_dim: int | None = None
-    d_channel_base: int | None = None
-    d_channel_max: int | None = None
-    d_mbstd_group: int | None = None
+    preset: str = "tiny"  # tiny | s | b | l (maxvit_gan/models/presets.py)
+    generator: GeneratorOverrides = field(default_factory=GeneratorOverrides)  # type: ignore[valid-type]
+    discriminator: DiscriminatorOverrides = field(default_factory=DiscriminatorOverrides)  # type: ignore[valid-type]
