@@ -29,6 +29,7 @@ from maxvit_gan.metrics import (
     build_feature_extractor,
     compute_generator_stats,
     compute_metrics,
+    fid_key,
     load_reference,
     reference_stats_for_dataset,
     save_reference,
@@ -62,7 +63,7 @@ def _adm_reference(name: str, cache_dir: str | None) -> Path:
 
 
 def resolve_reference(cfg: EvaluateConfig, run_data: DataConfig, extractor, device):
-    """-> (ReferenceStats, description of the reference for the JSON)."""
+    """-> (FeatureStats, description of the reference for the JSON)."""
     ref = cfg.ref
     common = dict(cache_dir=cfg.metrics.cache_dir, batch_size=cfg.batch_size, device=device)
     if ref in ADM_REFS:
@@ -110,9 +111,9 @@ def evaluate(cfg: EvaluateConfig, device: torch.device, is_main: bool, world_siz
         scores = {k: v for k, v in scores.items() if not k.startswith("kid")}
     if not cfg.metrics.inception_score:
         scores = {k: v for k, v in scores.items() if not k.startswith("is")}
-    n_tag = f"{cfg.num_samples // 1000}k" if cfg.num_samples % 1000 == 0 else str(cfg.num_samples)
+    key = fid_key(cfg.num_samples)
     result = {
-        f"fid{n_tag}": scores["fid"],
+        key: scores["fid"],
         **{k: v for k, v in scores.items() if k != "fid"},
         "num_samples": cfg.num_samples,
         "mode": cfg.mode,
@@ -129,7 +130,7 @@ def evaluate(cfg: EvaluateConfig, device: torch.device, is_main: bool, world_siz
     }
     if is_main:
         out = Path(cfg.out) if cfg.out else run.eval_dir / (
-            f"fid{n_tag}-{Path(str(cfg.ref)).stem}-{cfg.mode}-step{gen_meta.get('step', 'na')}.json"
+            f"{key}-{Path(str(cfg.ref)).stem}-{cfg.mode}-step{gen_meta.get('step', 'na')}.json"
         )
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, indent=1, default=str))

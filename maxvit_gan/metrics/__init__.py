@@ -20,11 +20,11 @@ Typical use (every call on every rank; see docs/metrics.md):
     results = compute_metrics(fake, ref)   # {"fid", "kid", "kid_std", "is", "is_std"}
 """
 
+from maxvit_gan.images import quantize_images  # the one quantisation, shared with sampling
 from maxvit_gan.metrics.compute import (
     LabelSampler,
     compute_dataset_stats,
     compute_generator_stats,
-    quantize_images,
     sample_latents,
 )
 from maxvit_gan.metrics.features import (

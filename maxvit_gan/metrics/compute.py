@@ -18,13 +18,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Subset
 
+from maxvit_gan.images import quantize_images
 from maxvit_gan.metrics.distributed import dist_info, split_count
 from maxvit_gan.metrics.stats import FeatureAccumulator, FeatureStats
-
-
-def quantize_images(x: torch.Tensor) -> torch.Tensor:
-    """Generator output in ~[-1, 1] -> uint8, as ``(x * 127.5 + 128).clamp(0, 255)`` (truncation toward 0)."""
-    return (x.float() * 127.5 + 128).clamp(0, 255).to(torch.uint8)
 
 
 class LabelSampler:
@@ -106,7 +102,7 @@ def compute_generator_stats(
     if num_classes > 0 and label_sampler is None:
         label_sampler = LabelSampler.uniform(num_classes)
     offset, count = split_count(num_samples, rank, world_size)
-    acc = FeatureAccumulator(extractor.dim, num_samples, kid_max_samples, is_splits, device)
+    accumulator = FeatureAccumulator(extractor.dim, num_samples, kid_max_samples, is_splits, device)
     bar = _progress(num_samples, "generated", progress and rank == 0)
     was_training = getattr(generator, "training", False)
     if hasattr(generator, "eval"):
@@ -119,7 +115,7 @@ def compute_generator_stats(
             labels = label_sampler(u).to(device) if num_classes > 0 else None
             with torch.autocast(device.type, enabled=False):
                 images = quantize_images(generator(z, labels))
-            acc.update(extractor(images), idx)
+            accumulator.update(extractor(images), idx)
             if bar is not None:
                 bar.update(len(idx) * world_size)
     finally:
@@ -127,7 +123,7 @@ def compute_generator_stats(
             generator.train()
         if bar is not None:
             bar.close()
-    stats = acc.finalize()
+    stats = accumulator.finalize()
     stats.meta.update(
         kind="generator", num_samples=num_samples, seed=seed, mode=getattr(extractor, "mode", None)
     )
@@ -159,7 +155,7 @@ def compute_dataset_stats(
     loader = DataLoader(
         Subset(dataset, indices), batch_size=batch_size, shuffle=False, num_workers=num_workers
     )
-    acc = FeatureAccumulator(extractor.dim, n, kid_max_samples, is_splits, device)
+    accumulator = FeatureAccumulator(extractor.dim, n, kid_max_samples, is_splits, device)
     bar = _progress(n, "reference", progress and rank == 0)
     pos = 0
     for batch in loader:
@@ -167,13 +163,13 @@ def compute_dataset_stats(
         if images.dtype != torch.uint8:
             raise TypeError(f"dataset must yield uint8 images, got {images.dtype}")
         b = images.shape[0]
-        acc.update(extractor(images.to(device)), indices[pos : pos + b])
+        accumulator.update(extractor(images.to(device)), indices[pos : pos + b])
         pos += b
         if bar is not None:
             bar.update(b * world_size)
     if bar is not None:
         bar.close()
-    stats = acc.finalize()
+    stats = accumulator.finalize()
     stats.meta.update(kind="dataset", num_items=n, mode=getattr(extractor, "mode", None))
     return stats
 
@@ -183,5 +179,4 @@ __all__ = [
     "sample_latents",
     "compute_generator_stats",
     "compute_dataset_stats",
-    "quantize_images",
 ]

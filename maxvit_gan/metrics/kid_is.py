@@ -53,28 +53,28 @@ class StreamingInceptionScore:
         self.num_total = num_total
         bounds = np.array([i * num_total // splits for i in range(splits + 1)])
         self._split_of_pos = torch.from_numpy(np.searchsorted(bounds, np.arange(num_total), side="right") - 1)
-        self.acc = torch.zeros(splits, num_classes + 2, dtype=torch.float64, device=device)
+        self.sums = torch.zeros(splits, num_classes + 2, dtype=torch.float64, device=device)
 
     @torch.no_grad()
     def update(self, logits: torch.Tensor, positions: ArrayLike) -> None:
-        logits = logits.to(self.acc.device, torch.float64)
-        k = self._split_of_pos[torch.as_tensor(positions, dtype=torch.int64)].to(self.acc.device)
+        logits = logits.to(self.sums.device, torch.float64)
+        k = self._split_of_pos[torch.as_tensor(positions, dtype=torch.int64)].to(self.sums.device)
         p = logits.softmax(1)
         plogp = (p * logits.log_softmax(1)).sum(1, keepdim=True)
         rows = torch.cat([p, plogp, torch.ones_like(plogp)], 1)
-        self.acc.index_add_(0, k, rows)
+        self.sums.index_add_(0, k, rows)
 
     def all_reduce(self) -> StreamingInceptionScore:
-        self.acc = all_reduce_sum(self.acc)
+        self.sums = all_reduce_sum(self.sums)
         return self
 
     def compute(self) -> tuple[float, float]:
-        acc = self.acc.cpu().numpy()
-        n = acc[:, -1:]
+        sums = self.sums.cpu().numpy()
+        n = sums[:, -1:]
         if (n == 0).any():
             raise ValueError("an Inception Score split is empty: did every sample get counted?")
-        pbar = acc[:, :-2] / n
-        neg_ent = acc[:, -2] / n[:, 0]
+        pbar = sums[:, :-2] / n
+        neg_ent = sums[:, -2] / n[:, 0]
         with np.errstate(divide="ignore", invalid="ignore"):
             cross = np.where(pbar > 0, pbar * np.log(pbar), 0.0).sum(1)
         scores = np.exp(neg_ent - cross)
@@ -124,9 +124,9 @@ def inception_score(
     logits_t = torch.as_tensor(as_float64(logits))
     n = logits_t.shape[0]
     pos = sample_positions(n, seed) if shuffle else np.arange(n)
-    acc = StreamingInceptionScore(logits_t.shape[1], n, splits)
-    acc.update(logits_t, pos)
-    return acc.compute()
+    streaming = StreamingInceptionScore(logits_t.shape[1], n, splits)
+    streaming.update(logits_t, pos)
+    return streaming.compute()
 
 
 __all__ = ["IS_RNG_SEED", "StreamingInceptionScore", "inception_score", "kid", "sample_positions"]
