@@ -77,6 +77,29 @@ def test_maxvit_block_has_global_receptive_field():
     assert dep.all()
 
 
+def test_reference_path_keeps_float64():
+    """float64 stays float64 through the reference path (softmax included): equal to the math
+    written out in float64 to ~1e-12, which a float32 softmax misses by orders of magnitude."""
+    attn = _randomize(BlockAttention(64, 2, 4, use_sdpa=False), std=0.2).double()
+    x = torch.randn(2, 64, 8, 8, dtype=torch.float64)
+    with torch.no_grad():
+        y = attn(x)
+        t = x.permute(0, 2, 3, 1)  # (B, H, W, C)
+        tiles = window_partition(attn.qkv(attn.norm(t)), 4, 4)  # (B * 4 tiles, 16, 3C)
+        q, k, v = tiles.view(-1, 16, 3, 2, 32).permute(2, 0, 3, 1, 4)  # (B', heads, 16, d)
+        logits = q @ k.transpose(-2, -1) / 32**0.5 + attn.rel_bias(4, 4)
+
+        def finish(probs):  # (B', heads, 16, 16) -> (B, C, H, W)
+            o = (probs @ v).transpose(1, 2).reshape(-1, 16, 64)
+            return (attn.proj(window_reverse(o, 4, 4, 8, 8)) + t).permute(0, 3, 1, 2)
+
+        expected = finish(logits.softmax(-1))
+        with_f32_softmax = finish(logits.float().softmax(-1).double())
+    assert y.dtype == torch.float64
+    assert (y - expected).abs().max() < 1e-12
+    assert (with_f32_softmax - expected).abs().max() > 1e-10  # the check can tell the difference
+
+
 def test_biased_attention_cpu_equals_reference():
     """The CPU kernel, several batch chunks deep (80 x 32 KB of scores), against the reference
     attention: outputs and gradients for q, k, v and the broadcast bias."""

@@ -139,15 +139,16 @@ def attention(
     """Scaled dot-product attention, (B, heads, N, d) -> (B, heads, N, d); scale d ** -0.5.
 
     ``bias`` (additive, broadcastable to (B, heads, N, M)) carries the relative position
-    bias and the padding mask (-inf). The reference path computes the softmax in float32
-    whatever the autocast dtype; the fused SDPA kernels accumulate it in float32 themselves.
+    bias and the padding mask (-inf). The reference path (``use_sdpa=False``) computes the
+    softmax in float32 for half and bfloat16 inputs and in the input dtype otherwise; the
+    fused SDPA kernels accumulate it in float32 themselves.
     """
     if use_sdpa:
         return F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
     logits = (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)
     if bias is not None:
         logits = logits + bias
-    probs = logits.float().softmax(dim=-1)
+    probs = logits.to(torch.promote_types(logits.dtype, torch.float32)).softmax(dim=-1)
     return probs.to(v.dtype) @ v
 
 
