@@ -1,4 +1,4 @@
-"""Shared benchmark helpers: interleaved timing, timm's matching block, machine info.
+"""Shared benchmark helpers: output folders, interleaved timing, timm's matching block, machine info.
 
 Timings on shared CPUs are noisy. Every comparison here runs the candidates *interleaved*
 (one call of each per round, in a shuffled order) and reports medians; ratios are the median
@@ -16,8 +16,14 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
+
+HERE = Path(__file__).resolve().parent
+OUT_DIR = HERE / "out"  # default output of every benchmark: git-ignored scratch
+RESULTS_DIR = HERE / "results"  # committed results: written only with --write
+RESULTS_MD = HERE / "RESULTS.md"  # committed report: written only with --write
 
 
 def machine_info(threads: int) -> dict:

@@ -1,6 +1,6 @@
 """Loading speed: prepared zip vs. a JPEG image folder, through a torch DataLoader.
 
-    python benchmarks/data_loading.py --num-images 500 --resolution 128 --workers 2
+    PYTHONPATH=. python benchmarks/data_loading.py --num-images 500 --resolution 128 --workers 2
 
 Generates `num-images` natural-looking JPEGs (1/f-spectrum colour noise, 500x375,
 quality 90, 10 class folders), prepares them with `prepare_dataset` into a zip
@@ -11,7 +11,9 @@ at `resolution` (PNG compress level 0, the default, and 6), then times `--repeat
   - ZipDataset(in_memory=True) (no decoding per item).
 All files are in the page cache (just written), so this measures CPU cost, not disk.
 Also reports the mean PNG bytes per image at each compress level.
-Prints a markdown table and writes JSON (`--out`).
+Prints a markdown table and writes JSON: benchmarks/out/data_loading_w<workers>.json
+(git-ignored) by default, `--out PATH` elsewhere, `--write` to the committed
+benchmarks/results/data_loading_w<workers>.json.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from common import OUT_DIR, RESULTS_DIR  # noqa: E402
 
 from maxvit_gan.data import ImageFolderDataset, ShapesDataset, ZipDataset  # noqa: E402
 from maxvit_gan.data.prepare import prepare_dataset  # noqa: E402
@@ -107,7 +111,10 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3, help="timed epochs per dataset (median reported)")
     ap.add_argument("--src-size", default="500x375", help="JPEG size WxH")
     ap.add_argument("--workdir", default=None, help="where to write the images (default: a temp dir)")
-    ap.add_argument("--out", default="benchmarks/data_loading.json")
+    ap.add_argument("--out", default=None, help="JSON path (default: benchmarks/out/data_loading_w<workers>.json)")
+    ap.add_argument(
+        "--write", action="store_true", help="write the committed benchmarks/results/data_loading_w<workers>.json"
+    )
     args = ap.parse_args()
     torch.set_num_threads(1)
     w, h = (int(v) for v in args.src_size.split("x"))
@@ -181,10 +188,13 @@ def main() -> None:
         "prepare_img_per_s": {f"level{k}": v for k, v in prep_rate.items()},
         "shapes_img_per_s": {f"{k}px": v for k, v in shapes.items()},
     }
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(result, f, indent=2)
-    print(f"wrote {args.out}")
+    name = f"data_loading_w{args.workers}.json"
+    paths = [args.out or str(OUT_DIR / name)] + ([str(RESULTS_DIR / name)] if args.write else [])
+    for path in paths:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        with open(path, "w") as f:
+            json.dump(result, f, indent=2)
+        print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -1,10 +1,11 @@
 """FID feature extraction speed (both modes) vs the libraries' own loops; Frechet distance time at d=2048.
 
 Real Inception architecture with random weights (no download), written to a temporary
-directory. Prints a markdown table and writes JSON.
+directory. Prints a markdown table and writes JSON: benchmarks/out/fid_features.json
+(git-ignored) by default, ``--json PATH`` elsewhere, ``--write`` to the committed
+benchmarks/results/fid_features.json.
 
-    PYTHONPATH=. python benchmarks/fid_features.py --images 32 --resolution 128 --batch 16 \
-        --json benchmarks/RESULTS_fid.json
+    PYTHONPATH=. python benchmarks/fid_features.py --images 32 --resolution 128 --batch 16
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ import torch
 
 from maxvit_gan.metrics import build_feature_extractor, frechet_distance
 from maxvit_gan.metrics.stand_ins import save_random_inception_weights
+
+HERE = Path(__file__).resolve().parent
 
 
 def _batches(images: torch.Tensor, b: int):
@@ -132,7 +135,8 @@ def main():
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--dim", type=int, default=2048)
-    p.add_argument("--json", type=str, default=None)
+    p.add_argument("--json", type=str, default=str(HERE / "out" / "fid_features.json"), help="JSON output path")
+    p.add_argument("--write", action="store_true", help="also write the committed benchmarks/results/fid_features.json")
     args = p.parse_args()
 
     env = dict(
@@ -165,8 +169,10 @@ def main():
           f" clean features vs clean-fid max |diff| {feats['clean_vs_cleanfid_max_abs_diff']:.2e}")  # fmt: skip
     print(f"\nFrechet distance, d={args.dim}, float64: ours (eigh) {fd['ours_eigh_s']:.3f} s, scipy sqrtm "
           f"{fd['scipy_sqrtm_s']:.3f} s (x{fd['speedup']:.1f}); relative difference {fd['rel_diff']:.2e}")  # fmt: skip
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2))
+    for path in [Path(args.json)] + ([HERE / "results" / "fid_features.json"] if args.write else []):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result, indent=2))
+        print(f"wrote {path}")
 
 
 if __name__ == "__main__":

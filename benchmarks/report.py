@@ -6,6 +6,7 @@ benchmarks' sections, e.g. data loading or FID written by other scripts) is kept
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 BEGIN = "<!-- BEGIN benchmarks/run.py (generated: edit run.py/report.py, not this block) -->"
@@ -16,7 +17,8 @@ def _f(v, nd=2):
     return "-" if v is None else f"{v:.{nd}f}"
 
 
-def render(r: dict) -> str:
+def render(r: dict, plot_dir: str = "") -> str:
+    """The markdown block; plot links are ``plot_dir`` + the file names stored in ``r``."""
     m = r["machine"]
     L = [BEGIN, "", "## Performance (benchmarks/run.py)", ""]
     L += [
@@ -123,7 +125,7 @@ def render(r: dict) -> str:
             f"maps is lower than ours. Exponent of cost vs pixels (log-log fit): Max-SA time "
             f"**{fm['time_exponent']:.2f}**, FLOPs {fm['flops_exponent']:.2f}; full attention time "
             f"{ff['time_exponent']:.2f}, FLOPs {ff['flops_exponent']:.2f} (fit over {ff['fit_sides']} px). "
-            f"Plot: [{s['plot']}]({s['plot']}).",
+            f"Plot: [{s['plot']}]({plot_dir}{s['plot']}).",
             "",
             "| side | pixels | Max-SA us/px | Max-SA kFLOP/px | full attn us/px | full attn kFLOP/px |",
             "|---|---|---|---|---|---|",
@@ -168,15 +170,38 @@ def render(r: dict) -> str:
     if fid is not None:
         L += ["### FID feature extraction", ""]
         if fid.get("status") == "ok":
-            L += ["```", *(f"{k}: {v}" for k, v in fid.items() if k != "status"), "```", ""]
+            run = r.get("section_runs", {}).get("fid", {})
+            fd = fid["frechet"]
+            L += [
+                f"Random uint8 images at 128 px ({'quick' if run.get('quick') else 'full'} size, "
+                f"{run.get('threads', m['torch_threads'])} thread(s)), the real Inception-V3 architecture with "
+                "random weights (no download); details in `benchmarks/fid_features.py`.",
+                "",
+                "| pipeline | img/s |",
+                "|---|---|",
+                f"| ours, `tf` | {fid['ours_tf_img_s']:.2f} |",
+                f"| torch-fidelity module directly | {fid['torch_fidelity_module_img_s']:.2f} |",
+                f"| ours, `clean` | {fid['ours_clean_img_s']:.2f} |",
+                f"| clean-fid's own loop | {fid['cleanfid_loop_img_s']:.2f} |",
+                "",
+                f"Ratios: tf / torch-fidelity {fid['tf_over_torch_fidelity']:.2f} (same network: ~1 within noise), "
+                f"clean / clean-fid loop **{fid['clean_over_cleanfid']:.2f}**; clean features equal clean-fid's to "
+                f"{fid['clean_vs_cleanfid_max_abs_diff']:.1e}. Frechet distance at d=2048: ours "
+                f"{fd['ours_eigh_s']:.1f} s vs scipy sqrtm {fd['scipy_sqrtm_s']:.1f} s (**{fd['speedup']:.1f}x**), "
+                f"relative difference {fd['rel_diff']:.1e}.",
+                "",
+            ]
         else:
             L += [f"{fid.get('status')}", ""]
     L += [END]
     return "\n".join(L) + "\n"
 
 
-def write_results_md(results: dict, path: Path) -> None:
-    block = render(results)
+def write_results_md(results: dict, path: Path, json_dir: Path) -> None:
+    """Regenerate run.py's block of the markdown file ``path`` (created if missing) from
+    ``results``, the JSON stored in ``json_dir`` (plots are stored beside it)."""
+    rel = os.path.relpath(json_dir, path.parent)
+    block = render(results, "" if rel == "." else rel.replace(os.sep, "/") + "/")
     if path.exists():
         text = path.read_text()
         if BEGIN in text and END in text:

@@ -1,13 +1,20 @@
-"""Performance benchmarks, side by side, as ratios. Writes JSON and regenerates RESULTS.md.
+"""Performance benchmarks, side by side, as ratios: JSON, a markdown report and a plot.
 
-    PYTHONPATH=. python benchmarks/run.py --quick --out results.json     # ~3 min on 2 CPU cores
-    PYTHONPATH=. python benchmarks/run.py --out results.json             # full run
+    PYTHONPATH=. python benchmarks/run.py --quick                    # ~3 min on 2 CPU cores
+    PYTHONPATH=. python benchmarks/run.py                            # full run
+    PYTHONPATH=. python benchmarks/run.py --only scaling --write     # update committed results
 
 Sections (``--only`` picks some): block (our MaxViTBlock vs timm's MaxxVitBlock: fwd+bwd,
 fwd, bf16 autocast), compile (torch.compile speed-up of one block), scaling (Max-SA vs full
 self-attention, time and FLOPs per pixel, 16..128 px; plot scaling.png), models (generator
 img/s and G+D training-step img/s per preset and resolution, peak RSS; one subprocess
-each), fid (calls benchmarks/fid_features.py when that module exists).
+each), fid (FID feature extraction and Frechet distance, from fid_features.py).
+
+Output: ``--out DIR`` (default benchmarks/out/, git-ignored) gets results.json, RESULTS.md
+and scaling.png. The committed results change only with ``--write``: the sections run are
+merged into benchmarks/results/run.json (plot: benchmarks/results/scaling.png) and the
+run.py block of benchmarks/RESULTS.md is regenerated from it. With ``--only``, sections are
+merged into the JSON already there, so the other sections keep their last numbers.
 
 Timing rule: candidates run interleaved (shuffled order every round), medians are reported,
 and ratios are medians of per-round ratios (see common.py). Threads: ``--threads`` (default 1,
@@ -20,6 +27,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -33,6 +41,9 @@ if str(ROOT) not in sys.path:
 
 import torch  # noqa: E402
 from common import (  # noqa: E402
+    OUT_DIR,
+    RESULTS_DIR,
+    RESULTS_MD,
     RssSampler,
     current_rss_mb,
     geomean,
@@ -343,20 +354,13 @@ def bench_models(quick: bool, threads: int) -> dict:
 
 
 def bench_fid(quick: bool, threads: int) -> dict:
-    """Delegates to benchmarks/fid_features.py (another branch) when present.
+    """``fid_features.benchmark``: feature-extraction img/s against torch-fidelity's and
+    clean-fid's own loops, and the Frechet distance at d=2048 against scipy's sqrtm. Stored
+    as returned, with ``status`` ok, or the error (e.g. clean-fid not installed)."""
+    try:
+        from fid_features import benchmark
 
-    Contract: ``fid_features.benchmark(quick: bool, threads: int) -> dict`` returning at least
-    ``{"ours_img_s": float, ...}``; whatever it returns is stored as is.
-    """
-    try:
-        import fid_features  # noqa: PLC0415
-    except ImportError:
-        return {"status": "pending: benchmarks/fid_features.py is not on this branch yet"}
-    fn = getattr(fid_features, "benchmark", None)
-    if fn is None:
-        return {"status": "pending: benchmarks/fid_features.py has no benchmark(quick, threads) function"}
-    try:
-        return {"status": "ok", **fn(quick=quick, threads=threads)}
+        return {"status": "ok", **benchmark(quick=quick, threads=threads)}
     except Exception as e:
         return {"status": f"error: {type(e).__name__}: {e}"}
 
@@ -364,17 +368,40 @@ def bench_fid(quick: bool, threads: int) -> dict:
 # --------------------------------------------------------------------------- main
 
 
+def _merge(path: Path, new: dict, partial: bool) -> dict:
+    """``new`` on top of the JSON at ``path`` when only some sections ran, else ``new`` alone."""
+    results = json.loads(path.read_text()) if partial and path.exists() else {}
+    runs = {**results.get("section_runs", {}), **new["section_runs"]}
+    results.update(new)
+    results["section_runs"] = runs
+    return results
+
+
+def _save(results: dict, json_path: Path, md_path: Path) -> None:
+    from report import write_results_md
+
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(results, indent=1))
+    write_results_md(results, md_path, json_path.parent)
+    print(f"wrote {json_path} and {md_path}")
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="fewer sizes and repeats (~3 min on 2 CPU cores)")
-    ap.add_argument("--out", default="benchmarks/out/results.json", help="JSON output path")
+    ap.add_argument("--out", default=str(OUT_DIR), help="output folder: results.json, RESULTS.md, scaling.png")
+    ap.add_argument(
+        "--write",
+        action="store_true",
+        help="also update the committed results: benchmarks/results/run.json, results/scaling.png "
+        "and the run.py block of benchmarks/RESULTS.md",
+    )
     ap.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (default 1)")
     ap.add_argument(
         "--only",
         default=None,
         help="comma-separated sections (default: all; --quick leaves out compile, ~1-2 min of inductor compilation)",
     )
-    ap.add_argument("--results-md", default=str(HERE / "RESULTS.md"), help="markdown report to regenerate ('' = none)")
     ap.add_argument("--_model-worker", dest="model_worker", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -383,18 +410,19 @@ def main(argv=None) -> dict:
         print(json.dumps(model_worker(preset, int(res), int(batch), int(repeats), args.threads)))
         return {}
 
+    committed_json = RESULTS_DIR / "run.json"
+    if args.write and args.only and not committed_json.exists():
+        ap.error(f"--write with --only merges into {committed_json}, which does not exist: run all sections once")
     only = args.only or ("block,scaling,models,fid" if args.quick else "block,compile,scaling,models,fid")
     sections = [s.strip() for s in only.split(",") if s.strip()]
     command = "PYTHONPATH=. python benchmarks/run.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    out = Path(args.out)
-    results: dict = {}
-    if args.only and out.exists():  # a subset of sections: update them in the existing JSON
-        results = json.loads(out.read_text())
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
     info = machine_info(args.threads)
-    results.update({"machine": info, "command": command, "quick": args.quick})
-    runs = results.setdefault("section_runs", {})
-    for sec in sections:
-        runs[sec] = {"command": command, "date": info["date"], "threads": args.threads, "quick": args.quick}
+    results: dict = {"machine": info, "command": command, "quick": args.quick}
+    results["section_runs"] = {
+        sec: {"command": command, "date": info["date"], "threads": args.threads, "quick": args.quick} for sec in sections
+    }
     t_start = time.perf_counter()
     if "block" in sections:
         print("block vs timm", flush=True)
@@ -408,7 +436,7 @@ def main(argv=None) -> dict:
         results["compile_speedup_fwd_bwd"] = results["compile"].get("speedup")
     if "scaling" in sections:
         print("Max-SA scaling", flush=True)
-        results["scaling"] = bench_scaling(args.quick, HERE / "scaling.png")
+        results["scaling"] = bench_scaling(args.quick, out_dir / "scaling.png")
         results["maxsa_time_exponent"] = results["scaling"]["fit"]["maxsa"]["time_exponent"]
     if "models" in sections:
         print("generator / training throughput", flush=True)
@@ -416,14 +444,13 @@ def main(argv=None) -> dict:
     if "fid" in sections:
         results["fid_features"] = bench_fid(args.quick, args.threads)
     results["wall_s"] = time.perf_counter() - t_start
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=1))
-    print(f"wrote {out} ({results['wall_s']:.0f} s)")
-    if args.results_md:
-        from report import write_results_md
-
-        write_results_md(results, Path(args.results_md))
-        print(f"wrote {args.results_md}")
+    print(f"ran {', '.join(sections)} in {results['wall_s']:.0f} s")
+    _save(_merge(out_dir / "results.json", results, bool(args.only)), out_dir / "results.json", out_dir / "RESULTS.md")
+    if args.write:
+        if "scaling" in sections:
+            RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(out_dir / "scaling.png", RESULTS_DIR / "scaling.png")
+        _save(_merge(committed_json, results, bool(args.only)), committed_json, RESULTS_MD)
     return results
 
 

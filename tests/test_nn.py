@@ -17,6 +17,8 @@ from maxvit_gan.nn import (
     window_partition,
     window_reverse,
 )
+from maxvit_gan.nn.attention import attention
+from maxvit_gan.nn.cpu_attention import biased_attention_cpu
 
 
 @pytest.mark.parametrize("h,w,p", [(8, 8, 4), (8, 12, 4), (6, 10, 2), (16, 8, 8)])
@@ -73,6 +75,47 @@ def test_maxvit_block_has_global_receptive_field():
         torch.nn.init.normal_(p, std=0.1)
     dep = _input_dependency(block, (1, 32, 16, 16), (0, 0))
     assert dep.all()
+
+
+def test_reference_path_keeps_float64():
+    """float64 stays float64 through the reference path (softmax included): equal to the math
+    written out in float64 to ~1e-12, which a float32 softmax misses by orders of magnitude."""
+    attn = _randomize(BlockAttention(64, 2, 4, use_sdpa=False), std=0.2).double()
+    x = torch.randn(2, 64, 8, 8, dtype=torch.float64)
+    with torch.no_grad():
+        y = attn(x)
+        t = x.permute(0, 2, 3, 1)  # (B, H, W, C)
+        tiles = window_partition(attn.qkv(attn.norm(t)), 4, 4)  # (B * 4 tiles, 16, 3C)
+        q, k, v = tiles.view(-1, 16, 3, 2, 32).permute(2, 0, 3, 1, 4)  # (B', heads, 16, d)
+        logits = q @ k.transpose(-2, -1) / 32**0.5 + attn.rel_bias(4, 4)
+
+        def finish(probs):  # (B', heads, 16, 16) -> (B, C, H, W)
+            o = (probs @ v).transpose(1, 2).reshape(-1, 16, 64)
+            return (attn.proj(window_reverse(o, 4, 4, 8, 8)) + t).permute(0, 3, 1, 2)
+
+        expected = finish(logits.softmax(-1))
+        with_f32_softmax = finish(logits.float().softmax(-1).double())
+    assert y.dtype == torch.float64
+    assert (y - expected).abs().max() < 1e-12
+    assert (with_f32_softmax - expected).abs().max() > 1e-10  # the check can tell the difference
+
+
+def test_biased_attention_cpu_equals_reference():
+    """The CPU kernel, several batch chunks deep (80 x 32 KB of scores), against the reference
+    attention: outputs and gradients for q, k, v and the broadcast bias."""
+    torch.manual_seed(0)
+    qkv = torch.randn(3, 80, 2, 64, 16)
+    bias = (torch.randn(2, 64, 64) * 0.1)[None]
+    qkv_a, bias_a = qkv.clone().requires_grad_(), bias.clone().requires_grad_()
+    qkv_b, bias_b = qkv.clone().requires_grad_(), bias.clone().requires_grad_()
+    y_a = biased_attention_cpu(qkv_a, bias_a)
+    y_b = attention(*qkv_b.unbind(0), bias_b, use_sdpa=False)
+    torch.testing.assert_close(y_a, y_b, atol=1e-5, rtol=1e-5)
+    g = torch.randn_like(y_b)
+    y_a.backward(g)
+    y_b.backward(g)
+    torch.testing.assert_close(qkv_a.grad, qkv_b.grad, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(bias_a.grad, bias_b.grad, atol=1e-4, rtol=1e-5)
 
 
 @pytest.mark.parametrize("cls,size", [(BlockAttention, 4), (GridAttention, 4)])

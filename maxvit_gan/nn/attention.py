@@ -17,10 +17,13 @@ Windows larger than the map are clamped to the map.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from maxvit_gan.nn.cpu_attention import biased_attention_cpu
 
 # --------------------------------------------------------------------------- partitions
 
@@ -56,110 +59,38 @@ def grid_reverse(t: torch.Tensor, gh: int, gw: int, h: int, w: int) -> torch.Ten
     return t.reshape(b, h, w, c)
 
 
-# --------------------------------------------------------------------------- attention core
+def _split_qkv_windows(qkv: torch.Tensor, ph: int, pw: int, heads: int) -> torch.Tensor:
+    """(B, H, W, 3C) -> (3, B, groups, heads, ph*pw, d) with one copy; groups = tiles, row-major."""
+    b, h, w, c3 = qkv.shape
+    d = c3 // (3 * heads)
+    t = qkv.view(b, h // ph, ph, w // pw, pw, 3, heads, d).permute(5, 0, 1, 3, 6, 2, 4, 7)
+    return t.reshape(3, b, (h // ph) * (w // pw), heads, ph * pw, d)
 
 
-def attention(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor | None, use_sdpa: bool = True
-) -> torch.Tensor:
-    """Scaled dot-product attention, (B, heads, N, d) -> (B, heads, N, d); scale d ** -0.5.
-
-    ``bias`` (additive, broadcastable to (B, heads, N, M)) carries the relative position
-    bias and the padding mask (-inf). The reference path computes the softmax in float32
-    whatever the autocast dtype; the fused SDPA kernels accumulate it in float32 themselves.
-    """
-    if use_sdpa:
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
-    scale = q.shape[-1] ** -0.5
-    logits = (q * scale) @ k.transpose(-2, -1)
-    if bias is not None:
-        logits = logits + bias
-    probs = logits.float().softmax(dim=-1).to(v.dtype)
-    return probs @ v
+def _merge_windows(o: torch.Tensor, ph: int, pw: int, h: int, w: int) -> torch.Tensor:
+    """(B, groups, heads, ph*pw, d) -> (B, H, W, heads*d): inverse layout of the split."""
+    b, _, heads, _, d = o.shape
+    o = o.view(b, h // ph, w // pw, heads, ph, pw, d).permute(0, 1, 4, 2, 5, 3, 6)
+    return o.reshape(b, h, w, heads * d)
 
 
-_CHUNK_BYTES = 1 << 20  # scores per chunk and thread in _BiasAttentionCPU (about one L2 cache)
+def _split_qkv_grid(qkv: torch.Tensor, gh: int, gw: int, heads: int) -> torch.Tensor:
+    """(B, H, W, 3C) -> (3, B, groups, heads, gh*gw, d); group (i, j) holds the tokens at
+    (i + y * H/gh, j + x * W/gw)."""
+    b, h, w, c3 = qkv.shape
+    d = c3 // (3 * heads)
+    t = qkv.view(b, gh, h // gh, gw, w // gw, 3, heads, d).permute(5, 0, 2, 4, 6, 1, 3, 7)
+    return t.reshape(3, b, (h // gh) * (w // gw), heads, gh * gw, d)
 
 
-class _BiasAttentionCPU(torch.autograd.Function):
-    """softmax(q k^T * d^-0.5 + bias) v with gradients for q, k, v *and* the bias, for CPU.
-
-    ``qkv``: (3, B, ..., N, d) packed; ``bias`` broadcasts to (B, ..., N, N). Same math as
-    :func:`attention` (the scale is applied to the scores instead of q: equal up to float
-    rounding). It walks the batch in chunks whose (N x N) scores fit in cache and does the
-    score-sized work in place (scale, bias, softmax into a preallocated buffer; softmax
-    backward, bias-gradient reduction); q, k, v gradients are written straight into one
-    packed buffer (no stack of three gradients).
-    """
-
-    @staticmethod
-    def forward(ctx, qkv: torch.Tensor, bias: torch.Tensor, chunk: int) -> torch.Tensor:
-        q, k, v = qkv.unbind(0)
-        scale = q.shape[-1] ** -0.5
-        probs = q.new_empty(q.shape[:-1] + (k.shape[-2],))
-        out = torch.empty_like(q)
-        for s in range(0, q.shape[0], chunk):
-            sl = slice(s, s + chunk)
-            scores = torch.matmul(q[sl], k[sl].transpose(-2, -1))
-            scores.mul_(scale).add_(bias)
-            torch._softmax(scores, -1, False, out=probs[sl])
-            torch.matmul(probs[sl], v[sl], out=out[sl])
-        ctx.save_for_backward(qkv, probs)
-        ctx.chunk, ctx.scale, ctx.bias_shape = chunk, scale, bias.shape
-        return out
-
-    @staticmethod
-    def backward(ctx, grad_out: torch.Tensor):
-        qkv, probs = ctx.saved_tensors
-        q, k, v = qkv.unbind(0)
-        grad_out = grad_out.contiguous()
-        dqkv = torch.empty_like(qkv)
-        dq, dk, dv = dqkv.unbind(0)
-        dbias = None
-        for s in range(0, q.shape[0], ctx.chunk):
-            sl = slice(s, s + ctx.chunk)
-            p, g = probs[sl], grad_out[sl]
-            torch.matmul(p.transpose(-2, -1), g, out=dv[sl])
-            ds = torch._softmax_backward_data(torch.matmul(g, v[sl].transpose(-2, -1)), p, -1, p.dtype)
-            if ctx.needs_input_grad[1]:
-                part = ds.sum_to_size(ctx.bias_shape)
-                dbias = part if dbias is None else dbias.add_(part)
-            ds.mul_(ctx.scale)
-            torch.matmul(ds, k[sl], out=dq[sl])
-            torch.matmul(ds.transpose(-2, -1), q[sl], out=dk[sl])
-        return dqkv, dbias, None
+def _merge_grid(o: torch.Tensor, gh: int, gw: int, h: int, w: int) -> torch.Tensor:
+    """(B, groups, heads, gh*gw, d) -> (B, H, W, heads*d): inverse layout of the split."""
+    b, _, heads, _, d = o.shape
+    o = o.view(b, h // gh, w // gw, heads, gh, gw, d).permute(0, 4, 1, 5, 2, 3, 6)
+    return o.reshape(b, h, w, heads * d)
 
 
-def qkv_attention(qkv: torch.Tensor, bias: torch.Tensor | None, use_sdpa: bool = True) -> torch.Tensor:
-    """:func:`attention` on a packed (3, B, ..., N, d) qkv tensor, by the fastest route.
-
-    On CPU, when the bias needs a gradient (training the relative position table), SDPA
-    cannot use its fused kernel and falls back to an unfused math path (which also scales
-    both q and k and checks for fully-masked rows); float32 then goes through
-    :class:`_BiasAttentionCPU` and autocast through the explicit product (softmax in
-    float32). Everywhere else (no grad for the bias: inference; CUDA, whose memory-efficient
-    kernel returns the bias gradient) SDPA is used. ``use_sdpa=False``: the reference path.
-    """
-    q, k, v = qkv.unbind(0)
-    if not use_sdpa:
-        return attention(q, k, v, bias, use_sdpa=False)
-    bias_grad = bias is not None and bias.requires_grad and torch.is_grad_enabled()
-    if not (bias_grad and q.device.type == "cpu"):
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
-    if (
-        qkv.dtype == torch.float32
-        and bias.dtype == torch.float32
-        and not torch.is_autocast_enabled("cpu")
-        and not torch.compiler.is_compiling()  # inductor fuses the plain product itself
-    ):
-        per_item = math.prod(q.shape[1:-1]) * k.shape[-2] * 4  # bytes of scores per batch index
-        # single thread: chunks of ~1 MB of scores (cache-resident). With several threads, one
-        # chunk: each chunk is a dozen parallel regions, and on shared cores every region's
-        # barrier costs more than the cache saves (measured on the 2-core dev machine)
-        chunk = max(1, _CHUNK_BYTES // per_item) if torch.get_num_threads() == 1 else q.shape[0]
-        return _BiasAttentionCPU.apply(qkv.contiguous(), bias, chunk)
-    logits = torch.matmul(q * q.shape[-1] ** -0.5, k.transpose(-2, -1)) + bias
-    return torch.matmul(logits.float().softmax(dim=-1).to(v.dtype), v)
+# --------------------------------------------------------------------------- relative position bias
 
 
 class RelativePositionBias(nn.Module):
@@ -199,37 +130,54 @@ class RelativePositionBias(nn.Module):
         return self.table.t().index_select(1, idx.flatten()).view(self.num_heads, n, n)
 
 
+# --------------------------------------------------------------------------- attention core
+
+
+def attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor | None, use_sdpa: bool = True
+) -> torch.Tensor:
+    """Scaled dot-product attention, (B, heads, N, d) -> (B, heads, N, d); scale d ** -0.5.
+
+    ``bias`` (additive, broadcastable to (B, heads, N, M)) carries the relative position
+    bias and the padding mask (-inf). The reference path (``use_sdpa=False``) computes the
+    softmax in float32 for half and bfloat16 inputs and in the input dtype otherwise; the
+    fused SDPA kernels accumulate it in float32 themselves.
+    """
+    if use_sdpa:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+    logits = (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)
+    if bias is not None:
+        logits = logits + bias
+    probs = logits.to(torch.promote_types(logits.dtype, torch.float32)).softmax(dim=-1)
+    return probs.to(v.dtype) @ v
+
+
+def qkv_attention(qkv: torch.Tensor, bias: torch.Tensor | None, use_sdpa: bool = True) -> torch.Tensor:
+    """:func:`attention` on a packed (3, B, ..., N, d) qkv tensor, by the fastest route.
+
+    SDPA, except on CPU when the bias needs a gradient (training the relative position
+    table): there SDPA has no fused kernel, so float32 goes through
+    :func:`~maxvit_gan.nn.cpu_attention.biased_attention_cpu` and the rest (autocast, other
+    dtypes, ``torch.compile``, whose inductor fuses the plain product itself) through the
+    reference path. ``use_sdpa=False``: always the reference path.
+    """
+    q, k, v = qkv.unbind(0)
+    if not use_sdpa:
+        return attention(q, k, v, bias, use_sdpa=False)
+    bias_grad = bias is not None and bias.requires_grad and torch.is_grad_enabled()
+    if not (bias_grad and q.device.type == "cpu"):
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+    if (
+        qkv.dtype == torch.float32
+        and bias.dtype == torch.float32
+        and not torch.is_autocast_enabled("cpu")
+        and not torch.compiler.is_compiling()
+    ):
+        return biased_attention_cpu(qkv, bias)
+    return attention(q, k, v, bias, use_sdpa=False)
+
+
 # --------------------------------------------------------------------------- Max-SA sublayers
-
-
-def _split_qkv_windows(qkv: torch.Tensor, ph: int, pw: int, heads: int) -> torch.Tensor:
-    """(B, H, W, 3C) -> (3, B, groups, heads, ph*pw, d) with one copy; groups = tiles, row-major."""
-    b, h, w, c3 = qkv.shape
-    d = c3 // (3 * heads)
-    t = qkv.view(b, h // ph, ph, w // pw, pw, 3, heads, d).permute(5, 0, 1, 3, 6, 2, 4, 7)
-    return t.reshape(3, b, (h // ph) * (w // pw), heads, ph * pw, d)
-
-
-def _merge_windows(o: torch.Tensor, ph: int, pw: int, h: int, w: int) -> torch.Tensor:
-    """(B, groups, heads, ph*pw, d) -> (B, H, W, heads*d): inverse layout of the split."""
-    b, _, heads, _, d = o.shape
-    o = o.view(b, h // ph, w // pw, heads, ph, pw, d).permute(0, 1, 4, 2, 5, 3, 6)
-    return o.reshape(b, h, w, heads * d)
-
-
-def _split_qkv_grid(qkv: torch.Tensor, gh: int, gw: int, heads: int) -> torch.Tensor:
-    """(B, H, W, 3C) -> (3, B, groups, heads, gh*gw, d); group (i, j) holds the tokens at
-    (i + y * H/gh, j + x * W/gw)."""
-    b, h, w, c3 = qkv.shape
-    d = c3 // (3 * heads)
-    t = qkv.view(b, gh, h // gh, gw, w // gw, 3, heads, d).permute(5, 0, 2, 4, 6, 1, 3, 7)
-    return t.reshape(3, b, (h // gh) * (w // gw), heads, gh * gw, d)
-
-
-def _merge_grid(o: torch.Tensor, gh: int, gw: int, h: int, w: int) -> torch.Tensor:
-    b, _, heads, _, d = o.shape
-    o = o.view(b, h // gh, w // gw, heads, gh, gw, d).permute(0, 4, 1, 5, 2, 3, 6)
-    return o.reshape(b, h, w, heads * d)
 
 
 class _PartitionAttention(nn.Module):
@@ -244,10 +192,10 @@ class _PartitionAttention(nn.Module):
     and groups (no repeat); padding masks are per group, also broadcast over the batch.
     """
 
-    partition = staticmethod(window_partition)
-    reverse = staticmethod(window_reverse)
-    _split = staticmethod(_split_qkv_windows)
-    _merge = staticmethod(_merge_windows)
+    # set by each subclass: the token partition, and the fused qkv split / output merge
+    partition: Callable[[torch.Tensor, int, int], torch.Tensor]
+    _split: Callable[[torch.Tensor, int, int, int], torch.Tensor]
+    _merge: Callable[[torch.Tensor, int, int, int, int], torch.Tensor]
 
     def __init__(self, dim: int, num_heads: int, size: int, use_sdpa: bool = True):
         super().__init__()
@@ -306,7 +254,6 @@ class BlockAttention(_PartitionAttention):
     """Max-SA block (window) attention: tokens attend within contiguous P x P tiles."""
 
     partition = staticmethod(window_partition)
-    reverse = staticmethod(window_reverse)
     _split = staticmethod(_split_qkv_windows)
     _merge = staticmethod(_merge_windows)
 
@@ -318,7 +265,6 @@ class GridAttention(_PartitionAttention):
     """Max-SA grid attention: tokens attend among the G x G tokens spaced H/G apart."""
 
     partition = staticmethod(grid_partition)
-    reverse = staticmethod(grid_reverse)
     _split = staticmethod(_split_qkv_grid)
     _merge = staticmethod(_merge_grid)
 
