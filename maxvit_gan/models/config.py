@@ -21,6 +21,11 @@ class GeneratorConfig:
     mlp_ratio: float = 4.0  # FFN expansion
     mbconv_expand: int = 4  # MBConv expansion
     class_embed_tokens: int = 1  # tokens the class embedding adds to the latent tokens
+    # maxvit: cross-attention + MaxViT blocks (MBConv at stages with window 0);
+    # mbconv: the same without self-attention (every stage MBConv; cross-attention kept);
+    # conv: residual 3x3 conv blocks modulated (FiLM) by the pooled latent tokens, no attention
+    arch: str = "maxvit"
+    upsample: str = "pixel_shuffle"  # between stages: pixel_shuffle (HiT) | icnr (1x1 conv then shuffle, ICNR init)
 
     def to_dict(self) -> dict:
         return asdict(self)

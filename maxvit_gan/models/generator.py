@@ -20,7 +20,10 @@ from torch import nn
 
 from maxvit_gan.models.config import GeneratorConfig
 from maxvit_gan.models.pretrained import PretrainedMixin
-from maxvit_gan.nn import CrossAttention, LayerNorm2d, MaxViTBlock, MBConv
+from maxvit_gan.nn import CrossAttention, LayerNorm2d, MaxViTBlock, MBConv, ModulatedResBlock
+
+ARCHS = ("maxvit", "mbconv", "conv")
+UPSAMPLERS = ("pixel_shuffle", "icnr")
 
 
 class ToRGB(nn.Module):
@@ -34,16 +37,34 @@ class ToRGB(nn.Module):
 
 
 class Upsample(nn.Module):
-    """Pixel shuffle 2x (C -> C/4 at twice the side), then 1x1 conv to the next width (HiT)."""
+    """2x upsampling to the next width.
 
-    def __init__(self, in_channels: int, out_channels: int):
+    ``pixel_shuffle`` (HiT): shuffle first (C -> C/4 channels at twice the side), then a 1x1
+    conv. The four pixels of each 2x2 cell come from four different input channels, which
+    at initialisation have unrelated statistics: a 2x2 checkerboard the network must unlearn.
+    ``icnr``: a 1x1 conv to 4x the next width, then the shuffle, with the conv initialised
+    so that the four sub-pixels of a cell are equal (ICNR, Aitken et al. 2017): it starts
+    as nearest-neighbour upsampling and has no checkerboard to unlearn.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, mode: str = "pixel_shuffle"):
         super().__init__()
-        if in_channels % 4:
-            raise ValueError(f"pixel shuffle needs a width divisible by 4, got {in_channels}")
-        self.conv = nn.Conv2d(in_channels // 4, out_channels, 1)
+        self.mode = mode
+        if mode == "pixel_shuffle":
+            if in_channels % 4:
+                raise ValueError(f"pixel shuffle needs a width divisible by 4, got {in_channels}")
+            self.conv = nn.Conv2d(in_channels // 4, out_channels, 1)
+        else:
+            self.conv = nn.Conv2d(in_channels, 4 * out_channels, 1)
+            one = nn.Conv2d(in_channels, out_channels, 1)  # default init of the sub-pixel conv
+            with torch.no_grad():  # pixel_shuffle reads channel 4 o + k as sub-pixel k of channel o
+                self.conv.weight.copy_(one.weight.repeat_interleave(4, dim=0))
+                self.conv.bias.copy_(one.bias.repeat_interleave(4))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(F.pixel_shuffle(x, 2))
+        if self.mode == "pixel_shuffle":
+            return self.conv(F.pixel_shuffle(x, 2))
+        return F.pixel_shuffle(self.conv(x), 2)
 
 
 class Stage(nn.Module):
@@ -53,21 +74,33 @@ class Stage(nn.Module):
         heads = max(1, dim // cfg.head_dim)
         window, grid = cfg.window_sizes[index], cfg.grid_sizes[index]
         self.side = side
-        self.upsample = Upsample(in_channels, dim) if in_channels is not None else None
+        self.arch = cfg.arch
+        self.upsample = Upsample(in_channels, dim, cfg.upsample) if in_channels is not None else None
         self.pos_embed = nn.Parameter(torch.zeros(1, dim, side, side))
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
-        self.cross_attn = CrossAttention(dim, latent_dim, heads)
-        if window > 0:
-            blocks = [MaxViTBlock(dim, heads, window, grid, cfg.mlp_ratio, cfg.mbconv_expand) for _ in range(cfg.depths[index])]
+        depth = cfg.depths[index]
+        if cfg.arch == "conv":  # the latent modulates each block through FiLM instead of cross-attention
+            self.cross_attn = None
+            blocks = [ModulatedResBlock(dim, latent_dim) for _ in range(depth)]
         else:
-            blocks = [MBConv(dim, dim, expand=cfg.mbconv_expand) for _ in range(cfg.depths[index])]
+            self.cross_attn = CrossAttention(dim, latent_dim, heads)
+            if window > 0 and cfg.arch == "maxvit":
+                blocks = [MaxViTBlock(dim, heads, window, grid, cfg.mlp_ratio, cfg.mbconv_expand) for _ in range(depth)]
+            else:
+                blocks = [MBConv(dim, dim, expand=cfg.mbconv_expand) for _ in range(depth)]
         self.blocks = nn.ModuleList(blocks)
         self.to_rgb = ToRGB(dim) if to_rgb else None
 
     def forward(self, x: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
         if self.upsample is not None:
             x = self.upsample(x)
-        x = self.cross_attn(x + self.pos_embed, latents)
+        x = x + self.pos_embed
+        if self.cross_attn is None:
+            w = latents.mean(1)  # (B, latent_dim): the pooled latent (and class) tokens
+            for block in self.blocks:
+                x = block(x, w)
+            return x
+        x = self.cross_attn(x, latents)
         for block in self.blocks:
             x = block(x)
         return x
@@ -81,6 +114,12 @@ class Generator(PretrainedMixin, nn.Module):
             raise ValueError(
                 "GeneratorConfig: channels, depths, window_sizes and grid_sizes must be lists of one entry per "
                 f"stage (8 px .. resolution); got {cfg}"
+            )
+        if cfg.arch not in ARCHS:
+            raise ValueError(f"model.generator.arch: unknown {cfg.arch!r} (expected one of {', '.join(ARCHS)})")
+        if cfg.upsample not in UPSAMPLERS:
+            raise ValueError(
+                f"model.generator.upsample: unknown {cfg.upsample!r} (expected one of {', '.join(UPSAMPLERS)})"
             )
         if 8 * 2 ** (n - 1) != cfg.resolution:
             raise ValueError(f"GeneratorConfig: {n} stages give {8 * 2 ** (n - 1)} px, but resolution={cfg.resolution}")

@@ -13,15 +13,18 @@ from maxvit_gan.nn.attention import (
 )
 from maxvit_gan.nn.blocks import FeedForward, MaxViTBlock
 from maxvit_gan.nn.mbconv import LayerNorm2d, MBConv, SqueezeExcite
+from maxvit_gan.nn.resblock import FiLMNorm, ModulatedResBlock
 
 __all__ = [
     "BlockAttention",
     "CrossAttention",
     "FeedForward",
+    "FiLMNorm",
     "GridAttention",
     "LayerNorm2d",
     "MBConv",
     "MaxViTBlock",
+    "ModulatedResBlock",
     "RelativePositionBias",
     "SqueezeExcite",
     "grid_partition",
