@@ -1,56 +1,64 @@
-"""Quality at equal wall-clock: MaxViT tiny generator vs a convolutional baseline, shapes 32 px.
+"""Generator quality on shapes (32 px, 4 classes), trained by the product itself.
 
-    PYTHONPATH=. python benchmarks/quality_shapes.py --minutes 3 --seeds 3      # 18 min of training
-    PYTHONPATH=. python benchmarks/quality_shapes.py --minutes 2 --seeds 1      # short version
+    python benchmarks/quality_shapes.py                          # 3 seeds x {maxvit, conv, mbconv}, 32 kimg each
+    python benchmarks/quality_shapes.py --jobs 2 --threads 1     # two runs at a time, one thread each
+    python benchmarks/quality_shapes.py --write                  # also regenerate its RESULTS.md section + figures
+    python benchmarks/quality_shapes.py score outputs/<run> ...  # score every checkpoint of existing shapes runs
 
-Both generators train class-conditionally on ``maxvit_gan.data.ShapesDataset`` (32 px, 4
-classes) with the same discriminator (the tiny preset's StyleGAN2-style D with projection),
-the same recipe (batch 32, Adam lr 2e-4, betas (0, 0.99),
-non-saturating loss, lazy R1 gamma 1 every 4 D steps, EMA of G with half-life 2 kimg and
-ramp-up 0.1) and the same training wall-clock budget per run (evaluation time excluded).
+Every run is the README's demo command, ``scripts/train_gan.py`` (``experiment=shapes_cpu``:
+the trainer, discriminator, losses and recipe users run), with ``seed=N`` and, for the
+baselines, one key: ``model.generator.arch=conv`` (residual conv stages, FiLM-modulated by
+the latent tokens, parameter-matched) or ``model.generator.arch=mbconv`` (the MaxViT
+generator without self-attention). Checkpoints every 4 kimg are kept and scored; runs live
+in benchmarks/out/quality_runs/ and are reused when complete (``--retrain`` to redo).
 
-Metric, "Shapes-FID": Frechet distance (float64) between Inception-free features, namely the
-penultimate layer (128-d, before its ReLU) of a small CNN classifier trained on shapes
-(deterministic; cached in benchmarks/out/), of N generated images (EMA generator, classes
-balanced) and N real held-out images. Also the classifier's accuracy on the generated
-images for the requested class (conditioning works = high). Lower FID / higher accuracy is
-better. Both numbers use the same N for every point, so they are comparable across runs.
-
-Writes benchmarks/out/quality_shapes.json, benchmarks/quality_shapes.png and a section of
-benchmarks/RESULTS.md.
+Scorer ("Shapes-FID"): the Frechet distance (``maxvit_gan.metrics.frechet_distance``, float64
+statistics) between features of a small CNN trained on shapes (the 128-d layer before its
+ReLU; trained once, deterministic, cached in benchmarks/out/) of N EMA-generator samples
+(classes balanced, quantised to uint8 like every saved image) and N held-out reals; the
+classifier's accuracy on the samples for the requested class, overall and per class; and a
+checkerboard index: the mean |a - b - c + d| over the aligned 2x2 cells of the samples,
+divided by the same for reals (1 = like the data; a pixel-shuffle artefact raises it).
+Default output: benchmarks/out/ (git-ignored); ``--write`` regenerates the section of
+benchmarks/RESULTS.md and the figures in benchmarks/results/.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import json
-import math
+import os
+import shutil
+import statistics
+import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from maxvit_gan.data import ShapesDataset
+from maxvit_gan.images import quantize_images
+from maxvit_gan.metrics import StreamingStats, frechet_distance
+from maxvit_gan.rundir import RunDir, load_generator
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 OUT = HERE / "out"
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from maxvit_gan.data import ShapesDataset  # noqa: E402
-from maxvit_gan.models.build import build_models  # noqa: E402
-from maxvit_gan.models.config import ModelConfig  # noqa: E402
-from maxvit_gan.training.losses import d_loss, g_loss  # noqa: E402
-
+RUNS = OUT / "quality_runs"
+RESULTS = HERE / "results"
 RES, NUM_CLASSES = 32, 4
+CLASS_NAMES = ("circle", "square", "triangle", "cross")
+ARCHS = {"maxvit": [], "conv": ["model.generator.arch=conv"], "mbconv": ["model.generator.arch=mbconv"]}
+RUN_KEYS = ["train.checkpoint_kimg=4", "train.keep_checkpoints=1000"]  # more checkpoints: curves; same training
 BEGIN = "<!-- BEGIN benchmarks/quality_shapes.py (generated) -->"
 END = "<!-- END benchmarks/quality_shapes.py -->"
 
 
-# --------------------------------------------------------------------------- data
+# --------------------------------------------------------------------------- the scorer
 
 
 def image_bank(seed: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -65,9 +73,6 @@ def image_bank(seed: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
     OUT.mkdir(parents=True, exist_ok=True)
     torch.save({"x": x, "y": y}, path)
     return x.float() / 127.5 - 1, y
-
-
-# --------------------------------------------------------------------------- feature network
 
 
 class ShapesClassifier(nn.Module):
@@ -116,228 +121,246 @@ def classifier() -> ShapesClassifier:
     return net
 
 
-def frechet_distance(f1: torch.Tensor, f2: torch.Tensor) -> float:
-    """FD between Gaussians fitted to two feature sets, in float64 (symmetric eigen route:
-    tr sqrt(S1 S2) = sum sqrt(eig(S1^1/2 S2 S1^1/2)))."""
-    f1, f2 = f1.double(), f2.double()
-    mu1, mu2 = f1.mean(0), f2.mean(0)
-    s1, s2 = torch.cov(f1.T), torch.cov(f2.T)
-    w, v = torch.linalg.eigh(s1)
-    s1h = (v * w.clamp_min(0).sqrt()) @ v.T
-    m = s1h @ s2 @ s1h
-    tr_sqrt = torch.linalg.eigvalsh((m + m.T) / 2).clamp_min(0).sqrt().sum()
-    return float((mu1 - mu2).square().sum() + s1.trace() + s2.trace() - 2 * tr_sqrt)
+def checkerboard(x: torch.Tensor) -> float:
+    """Mean |a - b - c + d| over the aligned 2x2 cells of images in [-1, 1] (N, 3, H, W)."""
+    a, b, c, d = x[..., ::2, ::2], x[..., ::2, 1::2], x[..., 1::2, ::2], x[..., 1::2, 1::2]
+    return (a - b - c + d).abs().mean().item()
 
 
-# --------------------------------------------------------------------------- baseline generator
+def _stats(feats: torch.Tensor):
+    s = StreamingStats(feats.shape[1])
+    s.update(feats)
+    return s.mean_cov()
 
 
-class ResUp(nn.Module):
-    def __init__(self, cin, cout):
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, padding=1)
-        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
-        self.skip = nn.Conv2d(cin, cout, 1)
-
-    def forward(self, x):
-        x = F.interpolate(x, scale_factor=2.0, mode="nearest")
-        y = self.conv2(F.leaky_relu(self.conv1(F.leaky_relu(x, 0.2)), 0.2))
-        return (self.skip(x) + y) * math.sqrt(0.5)
-
-
-class ConvGenerator(nn.Module):
-    """Residual upsampling convnet (BigGAN-style block without BatchNorm): z + class
-    embedding -> 4x4x256 -> 8 (128) -> 16 (64) -> 32 (32) -> conv to RGB (not clamped)."""
-
-    def __init__(self, z_dim=128, num_classes=NUM_CLASSES, widths=(256, 128, 64, 32)):
-        super().__init__()
-        self.z_dim = z_dim
-        self.embed = nn.Embedding(num_classes, z_dim)
-        self.input = nn.Linear(2 * z_dim, 16 * widths[0])
-        self.blocks = nn.ModuleList(ResUp(a, b) for a, b in zip(widths[:-1], widths[1:]))
-        self.to_rgb = nn.Conv2d(widths[-1], 3, 3, padding=1)
-        self.w0 = widths[0]
-
-    def forward(self, z, labels):
-        z = z * torch.rsqrt(z.square().mean(1, keepdim=True) + 1e-8)
-        x = self.input(torch.cat([z, self.embed(labels)], 1)).view(-1, self.w0, 4, 4)
-        for b in self.blocks:
-            x = b(x)
-        return self.to_rgb(F.leaky_relu(x, 0.2))
-
-
-def count_flops(G) -> float:
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-    from torch.utils.flop_counter import FlopCounterMode
-
-    with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as c:
-        G(torch.randn(1, G.z_dim), torch.zeros(1, dtype=torch.long))
-    return c.get_total_flops()
-
-
-# --------------------------------------------------------------------------- training
-
-
-def evaluate(G, clf, real_feats, n: int, seed: int) -> dict:
-    g = torch.Generator().manual_seed(10_000 + seed)
-    z = torch.randn(n, G.z_dim, generator=g)
-    labels = torch.arange(n) % NUM_CLASSES
-    feats, pred = [], []
-    with torch.no_grad():
-        for zi, li in zip(z.split(100), labels.split(100)):
-            img = G(zi, li).clamp(-1, 1)
-            feats.append(clf.features(img))
-            pred.append(clf(img).argmax(1))
-    right = torch.cat(pred) == labels
-    per_class = [right[labels == c].float().mean().item() for c in range(NUM_CLASSES)]
-    return {"fid": frechet_distance(torch.cat(feats), real_feats), "acc": right.float().mean().item(), "per_class": per_class}
-
-
-def train_run(model: str, seed: int, minutes: float, eval_every_s: float, n_eval: int, clf, real_feats, data) -> dict:
-    torch.manual_seed(seed)
-    _, D = build_models(ModelConfig(preset="tiny"), RES, NUM_CLASSES)
-    if model == "maxvit":
-        G, _ = build_models(ModelConfig(preset="tiny"), RES, NUM_CLASSES)
-    else:
-        G = ConvGenerator()
-    G_ema = copy.deepcopy(G).eval().requires_grad_(False)
-    opt_g = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.0, 0.99))
-    r1_gamma, r1_every = 1.0, 4
-    mb = r1_every / (r1_every + 1)  # lazy-regularization correction of D's Adam (StyleGAN2)
-    opt_d = torch.optim.Adam(D.parameters(), lr=2e-4 * mb, betas=(0.0, 0.99**mb))
-    x_all, y_all = data
-    batch, gen = 32, torch.Generator().manual_seed(seed)
-    curve, step, nimg, train_s = [], 0, 0, 0.0
-    next_eval = eval_every_s
-    info = {
-        "model": model,
-        "seed": seed,
-        "g_params_m": sum(p.numel() for p in G.parameters()) / 1e6,
-        "g_mflops": count_flops(G) / 1e6,
-    }
-    print(f"[{model} seed {seed}] G {info['g_params_m']:.2f}M params, {info['g_mflops']:.0f} MFLOP/img", flush=True)
-    while train_s < minutes * 60:
-        t0 = time.perf_counter()
-        idx = torch.randint(len(x_all), (batch,), generator=gen)
-        reals, labels = x_all[idx], y_all[idx]
-        z = torch.randn(batch, G.z_dim, generator=gen)
-        fake_labels = torch.randint(NUM_CLASSES, (batch,), generator=gen)
-        # D step (+ lazy R1)
-        r1 = step % r1_every == 0
-        reals_d = reals.detach().requires_grad_(r1)
-        real_logits = D(reals_d, labels)
+class Scorer:
+    def __init__(self, n: int = 800):
+        self.n = n
+        self.clf = classifier()
+        reals, _ = image_bank(seed=103, n=n)
+        reals2, _ = image_bank(seed=104, n=n)
         with torch.no_grad():
-            fake = G(z, fake_labels)
-        loss = d_loss("nonsaturating", real_logits, D(fake, fake_labels))
-        if r1:
-            (grad,) = torch.autograd.grad(real_logits.sum(), reals_d, create_graph=True)
-            loss = loss + grad.square().sum((1, 2, 3)).mean() * (r1_gamma / 2 * r1_every)
-        opt_d.zero_grad(set_to_none=True)
-        loss.backward()
-        opt_d.step()
-        # G step
-        z = torch.randn(batch, G.z_dim, generator=gen)
-        fake_labels = torch.randint(NUM_CLASSES, (batch,), generator=gen)
-        loss_g = g_loss("nonsaturating", D(G(z, fake_labels), fake_labels))
-        opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        opt_g.step()
-        # EMA: half-life 2 kimg, ramp-up 0.1 x images seen
-        nimg += batch
-        half_life = min(2000.0, 0.1 * nimg)
-        beta = 0.5 ** (batch / max(half_life, 1e-8))
-        with torch.no_grad():
-            for pe, p in zip(G_ema.parameters(), G.parameters()):
-                pe.lerp_(p, 1 - beta)
-            for be, b in zip(G_ema.buffers(), G.buffers()):
-                be.copy_(b)
-        step += 1
-        train_s += time.perf_counter() - t0
-        if train_s >= next_eval or train_s >= minutes * 60:
-            ev = evaluate(G_ema, clf, real_feats, n_eval, seed)
-            curve.append({"train_s": train_s, "kimg": nimg / 1000, "step": step, **ev})
-            print(f"[{model} seed {seed}] {train_s:6.0f} s {nimg / 1000:6.2f} kimg  Shapes-FID {ev['fid']:8.3f}  "
-                  f"acc {ev['acc']:.3f}", flush=True)
-            next_eval += eval_every_s
-    info.update({"curve": curve, "final": curve[-1], "img_per_s": nimg / train_s})
-    save_grid(G_ema, OUT / f"quality_{model}_seed{seed}.png", seed)
-    return info
+            self.real_stats = _stats(self.clf.features(reals))
+            self.real_vs_real = frechet_distance(*_stats(self.clf.features(reals2)), *self.real_stats)
+        self.real_checkerboard = checkerboard(reals)
+        self.heldout_accuracy = json.loads((OUT / "shapes32_classifier.json").read_text())["heldout_accuracy"]
+
+    @torch.no_grad()
+    def __call__(self, G, seed: int = 0) -> dict:
+        g = torch.Generator().manual_seed(10_000 + seed)
+        z = torch.randn(self.n, G.z_dim, generator=g)
+        labels = torch.arange(self.n) % NUM_CLASSES
+        images = torch.cat([quantize_images(G(zi, li)) for zi, li in zip(z.split(100), labels.split(100))])
+        x = images.float() / 127.5 - 1
+        feats, pred = self.clf.features(x), self.clf(x).argmax(1)
+        right = pred == labels
+        return {
+            "fid": frechet_distance(*_stats(feats), *self.real_stats),
+            "acc": right.float().mean().item(),
+            "per_class": [right[labels == c].float().mean().item() for c in range(NUM_CLASSES)],
+            "checkerboard": checkerboard(x) / self.real_checkerboard,
+        }
 
 
-def save_grid(G, path: Path, seed: int) -> None:
-    """8 x 8 EMA samples, one class per pair of rows."""
-    from PIL import Image
+def score_run(run: Path, scorer: Scorer) -> list[dict]:
+    """Every checkpoint of a shapes run: kimg, wall-clock seconds, scores."""
+    rd = RunDir(run)
+    ticks = {m["step"]: m for m in rd.read_metrics() if "time_s" in m}
+    points = []
+    for ck in rd.checkpoints():
+        state = rd.checkpoint_state(ck)
+        G = load_generator(run, checkpoint=ck)
+        if G.resolution != RES or G.num_classes != NUM_CLASSES:
+            raise ValueError(f"{run}: needs a conditional 32-px shapes run, got {G.resolution} px, {G.num_classes} classes")
+        tick = ticks.get(state["step"]) or max((t for s, t in ticks.items() if s <= state["step"]), key=lambda t: t["step"], default={})
+        points.append({"step": state["step"], "kimg": state["nimg"] / 1000, "time_s": tick.get("time_s"), **scorer(G)})
+    return points
 
-    g = torch.Generator().manual_seed(20_000 + seed)
-    labels = torch.arange(64) // 16 % NUM_CLASSES
-    with torch.no_grad():
-        img = G(torch.randn(64, G.z_dim, generator=g), labels).clamp(-1, 1)
-    img = ((img + 1) * 127.5).round().to(torch.uint8).view(8, 8, 3, RES, RES).permute(0, 3, 1, 4, 2)
-    OUT.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(img.reshape(8 * RES, 8 * RES, 3).numpy()).resize((8 * RES * 2,) * 2, Image.NEAREST).save(path)
+
+# --------------------------------------------------------------------------- runs
 
 
-# --------------------------------------------------------------------------- report
+def run_overrides(arch: str, seed: int, kimg: float, threads: int) -> list[str]:
+    return ["experiment=shapes_cpu", f"seed={seed}", f"train.kimg={kimg}", f"train.cpu_threads={threads}", *RUN_KEYS, *ARCHS[arch]]
 
 
-def plot(runs, path: Path) -> None:
+def run_is_complete(run: Path, kimg: float) -> bool:
+    last = RunDir(run).latest_checkpoint()
+    return last is not None and RunDir.checkpoint_state(last)["nimg"] >= kimg * 1000
+
+
+def train(arch: str, seed: int, kimg: float, threads: int, retrain: bool) -> Path:
+    run = RUNS / f"{arch}-s{seed}"
+    if run_is_complete(run, kimg) and not retrain:
+        print(f"[{run.name}] complete, reused", flush=True)
+        return run
+    if retrain:
+        shutil.rmtree(run, ignore_errors=True)
+    cmd = [sys.executable, str(ROOT / "scripts/train_gan.py"), *run_overrides(arch, seed, kimg, threads), f"hydra.run.dir={run}"]
+    if run.exists():
+        cmd.append("resume=auto")  # an interrupted run continues where it stopped
+    run.parent.mkdir(parents=True, exist_ok=True)
+    print(f"[{run.name}] training: {' '.join(cmd[1:])}", flush=True)
+    t0 = time.time()
+    with open(RUNS / f"{run.name}.log", "a") as log:
+        env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+        proc = subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{run.name}: training failed (exit {proc.returncode}); see {RUNS / (run.name + '.log')}")
+    print(f"[{run.name}] done in {time.time() - t0:.0f} s", flush=True)
+    return run
+
+
+# --------------------------------------------------------------------------- summary
+
+
+def _mean_sd(values: list[float]) -> tuple[float, float]:
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def summarise(runs: dict[str, list[dict]], kimg: float) -> dict:
+    """runs: name -> points. Per arch: final scores (mean, sd), img/s, and the equal-wall-clock reading."""
+    by_arch: dict[str, list[tuple[str, list[dict], dict]]] = {}
+    for name, pts in runs.items():
+        arch, seed = name.rsplit("-s", 1)
+        ticks = [m for m in RunDir(RUNS / name).read_metrics() if "img_per_s" in m]
+        info = {"seed": int(seed), "img_per_s": statistics.median(m["img_per_s"] for m in ticks) if ticks else float("nan")}
+        by_arch.setdefault(arch, []).append((name, pts, info))
+    # equal wall-clock: the time the fastest model needs for the full length (mean over its seeds)
+    end_time = {a: statistics.fmean(p[-1]["time_s"] for _, p, _ in rs) for a, rs in by_arch.items()}
+    budget = min(end_time.values())
+    out = {"budget_s": budget, "archs": {}}
+    for arch, rs in by_arch.items():
+        finals = [p[-1] for _, p, _ in rs]
+        at_budget = [max((q for q in p if q["time_s"] is not None and q["time_s"] <= budget * 1.02), key=lambda q: q["kimg"], default=p[0]) for _, p, _ in rs]
+        s = {
+            "seeds": [i["seed"] for _, _, i in rs],
+            "kimg": statistics.fmean(f["kimg"] for f in finals),
+            "time_s": end_time[arch],
+            "img_per_s": _mean_sd([i["img_per_s"] for _, _, i in rs]),
+            "fid": _mean_sd([f["fid"] for f in finals]),
+            "acc": _mean_sd([f["acc"] for f in finals]),
+            "per_class": [_mean_sd([f["per_class"][c] for f in finals]) for c in range(NUM_CLASSES)],
+            "checkerboard": _mean_sd([f["checkerboard"] for f in finals]),
+            "per_seed": [{"seed": i["seed"], **{k: f[k] for k in ("fid", "acc", "per_class", "checkerboard")}} for (_, _, i), f in zip(rs, finals)],
+            "budget": {"kimg": _mean_sd([q["kimg"] for q in at_budget]), "fid": _mean_sd([q["fid"] for q in at_budget]),
+                       "acc": _mean_sd([q["acc"] for q in at_budget])},
+        }  # fmt: skip
+        out["archs"][arch] = s
+    return out
+
+
+def plot(runs: dict[str, list[dict]], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    colors = {"maxvit": "tab:blue", "conv": "tab:orange"}
-    for r in runs:
-        t = [p["train_s"] / 60 for p in r["curve"]]
-        axes[0].plot(t, [p["fid"] for p in r["curve"]], "o-", color=colors[r["model"]], alpha=0.8,
-                     label=f"{r['model']} seed {r['seed']}")
-        axes[1].plot(t, [p["acc"] for p in r["curve"]], "o-", color=colors[r["model"]], alpha=0.8)
-    axes[0].set_yscale("log")
-    axes[0].set_ylabel("Shapes-FID (lower is better)")
-    axes[1].set_ylabel("classifier accuracy on samples (requested class)")
-    for ax in axes:
-        ax.set_xlabel("training wall-clock (min, CPU, 1 thread)")
+    colors = {"maxvit": "tab:blue", "conv": "tab:orange", "mbconv": "tab:green"}
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
+    for name, pts in sorted(runs.items()):
+        arch = name.rsplit("-s", 1)[0]
+        c = colors.get(arch, "gray")
+        label = arch if name.endswith("-s0") else None
+        kimg = [p["kimg"] for p in pts]
+        minutes = [(p["time_s"] or float("nan")) / 60 for p in pts]
+        for ax, x, key in ((axes[0, 0], kimg, "fid"), (axes[0, 1], kimg, "acc"), (axes[1, 0], minutes, "fid"), (axes[1, 1], minutes, "acc")):
+            ax.plot(x, [p[key] for p in pts], "o-", color=c, alpha=0.7, ms=3, label=label)
+    for ax in axes[:, 0]:
+        ax.set_yscale("log")
+        ax.set_ylabel("Shapes-FID (lower is better)")
+    for ax in axes[:, 1]:
+        ax.set_ylabel("accuracy on samples (requested class)")
+    for ax in axes[0]:
+        ax.set_xlabel("kimg")
+    for ax in axes[1]:
+        ax.set_xlabel("training wall-clock (min)")
+    for ax in axes.flat:
         ax.grid(True, alpha=0.3)
-    axes[0].legend(fontsize=8)
-    fig.suptitle("Shapes 32 px, class-conditional: MaxViT tiny G vs convolutional G, same D and recipe")
+    axes[0, 0].legend()
+    fig.suptitle("Shapes 32 px, class-conditional, the demo recipe; one line per seed")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=90)
     plt.close(fig)
 
 
+def last_grid(run: Path) -> Path:
+    """The snapshot grid written at the end of a run (at its last checkpoint's kimg)."""
+    rd = RunDir(run)
+    return rd.fakes_grid(RunDir.checkpoint_state(rd.latest_checkpoint())["nimg"] / 1000)
+
+
+def grids(archs: list[str], path: Path) -> None:
+    """The last snapshot grid of each model's seed-0 run, side by side (2x zoom)."""
+    from PIL import Image
+
+    tiles = []
+    for arch in archs:
+        f = last_grid(RUNS / f"{arch}-s0")
+        if f.is_file():
+            tiles.append(Image.open(f).convert("RGB"))
+    if not tiles:
+        return
+    w, h = tiles[0].size
+    canvas = Image.new("RGB", (len(tiles) * (w + 8) - 8, h), "white")
+    for i, t in enumerate(tiles):
+        canvas.paste(t, (i * (w + 8), 0))
+    canvas.resize((canvas.width * 2, canvas.height * 2), Image.NEAREST).save(path)
+
+
+def crops(before: Path, after: Path, path: Path, cells: int = 3) -> None:
+    """Top-left cells x cells samples of two runs' last grids at 4x zoom (nearest), side by side."""
+    from PIL import Image
+
+    images = []
+    for run in (before, after):
+        img = Image.open(last_grid(run)).convert("RGB").crop((0, 0, cells * RES, cells * RES))
+        images.append(img.resize((cells * RES * 4,) * 2, Image.NEAREST))
+    w = images[0].width
+    canvas = Image.new("RGB", (2 * w + 16, w), "white")
+    canvas.paste(images[0], (0, 0))
+    canvas.paste(images[1], (w + 16, 0))
+    canvas.save(path)
+
+
 def render(res: dict) -> str:
-    L = [BEGIN, "", "## Quality at equal wall-clock: MaxViT vs convolutional generator (benchmarks/quality_shapes.py)", ""]
-    a = res["args"]
+    s, a = res["summary"], res["args"]
+    pm = lambda v, d=1: f"{v[0]:.{d}f} ± {v[1]:.{d}f}"  # noqa: E731
+    L = [BEGIN, "", "## Generator quality on shapes: MaxViT vs conv vs MaxViT without attention (benchmarks/quality_shapes.py)", ""]
     L += [
-        f"- Command: `{res['command']}`; {a['seeds']} seed(s), {a['minutes']} min of training per run "
-        f"(evaluation excluded), torch threads {a['threads']}, {res['date']}.",
-        f"- Shapes-FID: float64 Frechet distance in the 128-d feature space of a small CNN trained on shapes "
-        f"(held-out accuracy {res['classifier_heldout_accuracy']:.4f}), {a['n_eval']} EMA-generator samples "
-        f"(classes balanced) vs {a['n_eval']} real held-out images. Accuracy: the classifier's agreement with the "
-        "requested class. Real-vs-real Shapes-FID (two disjoint real sets of this size) = "
-        f"{res['real_vs_real_fid']:.3f}: the floor set by the sample size.",
+        f"- Command: `{res['command']}` ({res['date']}; {res['machine']}). Every run is "
+        f"`scripts/train_gan.py experiment=shapes_cpu seed=N` (the README demo) plus `model.generator.arch=...` for the "
+        f"baselines; {a['kimg']:g} kimg each, checkpoints every 4 kimg scored.",
+        f"- Scorer: Shapes-FID (Frechet distance of shapes-classifier features, {a['n']} samples vs {a['n']} held-out reals; "
+        f"real-vs-real floor {res['real_vs_real']:.1f}; classifier held-out accuracy {res['heldout_accuracy']:.4f}), "
+        "accuracy of the samples for the requested class, checkerboard index (1 = like reals).",
         "",
-        "| model | G params (M) | G MFLOP/img | img/s trained | kimg seen | Shapes-FID (final) | accuracy (final) | best FID |",
-        "|---|---|---|---|---|---|---|---|",
+        f"| generator | G params | seeds | img/s | Shapes-FID @ {a['kimg']:g} kimg | accuracy | circle | square | triangle | cross | checkerboard |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in res["runs"]:
-        f = r["final"]
-        L.append(
-            f"| {r['model']} (seed {r['seed']}) | {r['g_params_m']:.2f} | {r['g_mflops']:.0f} | {r['img_per_s']:.1f} | "
-            f"{f['kimg']:.1f} | {f['fid']:.3f} | {f['acc']:.3f} | {min(p['fid'] for p in r['curve']):.3f} |"
-        )
-    for m, s in res["summary"].items():
-        L.append(f"| **{m} mean** | | | | | **{s['fid_mean']:.3f}** | **{s['acc_mean']:.3f}** | |")
-    L += ["", "Curves: [quality_shapes.png](quality_shapes.png).", ""]
+    for arch, v in s["archs"].items():
+        pc = " | ".join(pm(c, 2) for c in v["per_class"])
+        L.append(f"| {arch} | {res['params'][arch] / 1e6:.2f}M | {len(v['seeds'])} | {pm(v['img_per_s'], 0)} | {pm(v['fid'])} | "
+                 f"{pm(v['acc'], 3)} | {pc} | {pm(v['checkerboard'], 2)} |")  # fmt: skip
+    L += ["", f"Equal wall-clock (the same runs, read at {s['budget_s'] / 60:.1f} min, the fastest model's mean time for the full length):", "",
+          "| generator | kimg reached | Shapes-FID | accuracy |", "|---|---|---|---|"]  # fmt: skip
+    for arch, v in s["archs"].items():
+        b = v["budget"]
+        L.append(f"| {arch} | {pm(b['kimg'])} | {pm(b['fid'])} | {pm(b['acc'], 3)} |")
+    L += ["", "Per seed (the demo's acceptance: every class >= 0.85 and Shapes-FID <= 80):", "",
+          "| generator | seed | Shapes-FID | accuracy | worst class | checkerboard |", "|---|---|---|---|---|---|"]  # fmt: skip
+    for arch, v in s["archs"].items():
+        for p in v["per_seed"]:
+            worst = min(range(NUM_CLASSES), key=lambda c: p["per_class"][c])
+            L.append(f"| {arch} | {p['seed']} | {p['fid']:.1f} | {p['acc']:.3f} | {CLASS_NAMES[worst]} {p['per_class'][worst]:.2f} | {p['checkerboard']:.2f} |")
+    L += ["", "Curves: [results/quality_shapes.png](results/quality_shapes.png); last grids (seed 0; "
+          f"{', '.join(s['archs'])}): [results/quality_grids.png](results/quality_grids.png).", ""]
     if res.get("notes"):
         L += [res["notes"], ""]
-    L += [END]
-    return "\n".join(L) + "\n"
+    return "\n".join(L + [END]) + "\n"
 
 
-def write_md(res: dict, path: Path) -> None:
-    block = render(res)
+def write_md(block: str, path: Path) -> None:
     text = path.read_text() if path.exists() else "# Benchmark results\n"
     if BEGIN in text and END in text:
         head, rest = text.split(BEGIN, 1)
@@ -347,46 +370,80 @@ def write_md(res: dict, path: Path) -> None:
     path.write_text(text)
 
 
-def main(argv=None):
+def main(argv=None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "score":
+        return score_main(argv[1:])
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--minutes", type=float, default=3.0, help="training wall-clock per run")
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--models", default="maxvit,conv")
-    ap.add_argument("--eval-every", type=float, default=30.0, help="seconds of training between evaluations")
-    ap.add_argument("--n-eval", type=int, default=1000, help="samples (and real images) per Shapes-FID")
-    ap.add_argument("--threads", type=int, default=1, help="torch threads (keep it modest on shared machines)")
-    ap.add_argument("--notes", default="", help="text added under the table in RESULTS.md")
+    ap.add_argument("--archs", default=",".join(ARCHS), help=f"comma-separated, from {list(ARCHS)}")
+    ap.add_argument("--kimg", type=float, default=32, help="training length per run (the demo's: 32)")
+    ap.add_argument("--jobs", type=int, default=1, help="runs trained at the same time")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads per run")
+    ap.add_argument("--n", type=int, default=800, help="samples (and reals) per score")
+    ap.add_argument("--retrain", action="store_true", help="train again even when a complete run exists")
+    ap.add_argument("--write", action="store_true", help="regenerate the RESULTS.md section and benchmarks/results/ figures")
+    ap.add_argument("--machine", default="2-core CPU", help="described in RESULTS.md")
+    ap.add_argument("--notes", default="", help="text under the tables in RESULTS.md")
     args = ap.parse_args(argv)
+    archs = args.archs.split(",")
+    unknown = [a for a in archs if a not in ARCHS]
+    if unknown:
+        raise SystemExit(f"--archs: unknown {unknown}; choose from {list(ARCHS)}")
     torch.set_num_threads(args.threads)
-    clf = classifier()
-    real_x, _ = image_bank(seed=103, n=args.n_eval)
-    real2_x, _ = image_bank(seed=104, n=args.n_eval)
-    with torch.no_grad():
-        real_feats, real2_feats = clf.features(real_x), clf.features(real2_x)
-    data = image_bank(seed=0, n=20000)
-    runs = []
-    for seed in range(args.seeds):
-        for model in args.models.split(","):
-            runs.append(train_run(model, seed, args.minutes, args.eval_every, args.n_eval, clf, real_feats, data))
-    summary = {}
-    for model in args.models.split(","):
-        fin = [r["final"] for r in runs if r["model"] == model]
-        summary[model] = {"fid_mean": sum(f["fid"] for f in fin) / len(fin), "acc_mean": sum(f["acc"] for f in fin) / len(fin)}
+    jobs = [(a, s) for s in range(args.seeds) for a in archs]
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        paths = list(pool.map(lambda j: train(j[0], j[1], args.kimg, args.threads, args.retrain), jobs))
+    scorer = Scorer(args.n)
+    runs = {}
+    for path in paths:
+        runs[path.name] = score_run(path, scorer)
+        last = runs[path.name][-1]
+        print(f"[{path.name}] {last['kimg']:.1f} kimg  Shapes-FID {last['fid']:.1f}  acc {last['acc']:.3f}  "
+              f"per class {' '.join(f'{v:.2f}' for v in last['per_class'])}  checkerboard {last['checkerboard']:.2f}", flush=True)  # fmt: skip
+    params = {a: sum(p.numel() for p in load_generator(RUNS / f"{a}-s0").parameters()) for a in archs}
     res = {
-        "command": "PYTHONPATH=. python benchmarks/quality_shapes.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "command": "python benchmarks/quality_shapes.py " + " ".join(argv),
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": args.machine,
         "args": vars(args),
-        "classifier_heldout_accuracy": json.loads((OUT / "shapes32_classifier.json").read_text())["heldout_accuracy"],
-        "real_vs_real_fid": frechet_distance(real2_feats, real_feats),
+        "real_vs_real": scorer.real_vs_real,
+        "heldout_accuracy": scorer.heldout_accuracy,
+        "params": params,
         "runs": runs,
-        "summary": summary,
+        "summary": summarise(runs, args.kimg),
         "notes": args.notes,
     }
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "quality_shapes.json").write_text(json.dumps(res, indent=1))
-    plot(runs, HERE / "quality_shapes.png")
-    write_md(res, HERE / "RESULTS.md")
-    print(json.dumps(summary))
+    block = render(res)
+    print(block)
+    target = RESULTS if args.write else OUT
+    target.mkdir(parents=True, exist_ok=True)
+    plot(runs, target / "quality_shapes.png")
+    grids(archs, target / "quality_grids.png")
+    if args.write:
+        shutil.copy(OUT / "quality_shapes.json", RESULTS / "quality_shapes.json")
+        write_md(block, HERE / "RESULTS.md")
+        print(f"wrote {HERE / 'RESULTS.md'} and {RESULTS}/quality_*", flush=True)
+
+
+def score_main(argv) -> None:
+    ap = argparse.ArgumentParser(prog="quality_shapes.py score", description="score every checkpoint of shapes runs")
+    ap.add_argument("runs", nargs="+", type=Path, help="run directories of shapes runs (32 px, conditional)")
+    ap.add_argument("--n", type=int, default=800)
+    ap.add_argument("--crops", type=Path, help="also write a before/after 4x crop of the first two runs' last grids here")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    scorer = Scorer(args.n)
+    print("run  step  kimg  shapes-FID  accuracy  (circle square triangle cross)  checkerboard", flush=True)
+    for run in args.runs:
+        for p in score_run(run, scorer):
+            cls = " ".join(f"{a:.2f}" for a in p["per_class"])
+            print(f"{run.name}  {p['step']}  {p['kimg']:.1f}  {p['fid']:8.1f}  {p['acc']:.3f}  ({cls})  {p['checkerboard']:.2f}", flush=True)
+    if args.crops and len(args.runs) >= 2:
+        crops(args.runs[0], args.runs[1], args.crops)
+        print(f"wrote {args.crops}")
 
 
 if __name__ == "__main__":

@@ -123,6 +123,21 @@ class RunDir:
     def latest_checkpoint(self) -> Path | None:
         return latest_checkpoint(self.checkpoints_dir)
 
+    @staticmethod
+    def checkpoint_state(checkpoint: str | os.PathLike) -> dict:
+        """The train state (step, nimg, kimg, ...) saved with a checkpoint directory."""
+        import json
+
+        return json.loads((Path(checkpoint) / TRAIN_STATE_FILE).read_text())
+
+    def read_metrics(self) -> list[dict]:
+        """The lines of ``metrics.jsonl`` (ticks and FID evaluations), in order."""
+        import json
+
+        if not self.metrics_file.is_file():
+            return []
+        return [json.loads(line) for line in self.metrics_file.read_text().splitlines() if line.strip()]
+
     @property
     def eval_dir(self) -> Path:
         return self.path / EVAL_DIR
