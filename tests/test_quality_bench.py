@@ -1,0 +1,69 @@
+"""benchmarks/quality_shapes.py: its scorer and report run on real (tiny) runs of the product's
+trainer. Quality numbers themselves live in benchmarks/RESULTS.md, never in tests."""
+
+import ast
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from train_utils import fresh_trainer, run_config
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "benchmarks" / "quality_shapes.py"
+
+
+@pytest.fixture()
+def qs(tmp_path, monkeypatch):
+    spec = importlib.util.spec_from_file_location("quality_shapes_under_test", BENCH)
+    mod = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, mod)
+    spec.loader.exec_module(mod)
+    monkeypatch.setattr(mod, "OUT", tmp_path / "out")
+    monkeypatch.setattr(mod, "RUNS", tmp_path / "runs")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "shapes32_classifier.json").write_text('{"heldout_accuracy": 0.5}')
+    torch.manual_seed(0)
+    monkeypatch.setattr(mod, "classifier", lambda: mod.ShapesClassifier().eval())  # untrained: fast
+    return mod
+
+
+def test_benchmark_has_no_training_loop_or_distance_of_its_own():
+    tree = ast.parse(BENCH.read_text())
+    calls = {n.func.attr for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)}
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert {"maxvit_gan.metrics", "maxvit_gan.rundir"} <= imported
+    assert "scripts/train_gan.py" in BENCH.read_text()
+    # the only optimisation loop is the one that trains the scorer's classifier
+    funcs = {n.name: n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
+    for name, fn in funcs.items():
+        inner = {c.func.attr for c in ast.walk(fn) if isinstance(c, ast.Call) and isinstance(c.func, ast.Attribute)}
+        if name != "classifier":
+            assert "backward" not in inner and "step" not in inner, name
+    assert "frechet_distance" not in funcs and "backward" in calls
+
+
+@pytest.mark.slow
+def test_scores_and_report_from_product_runs(tmp_path, qs):
+    for arch in ("maxvit", "conv"):
+        cfg = run_config(qs.RUNS / f"{arch}-s0", "train.kimg=0.032", "train.checkpoint_kimg=0.016",
+                         "train.snapshot_kimg=1", "train.keep_checkpoints=10", f"model.generator.arch={arch}")  # fmt: skip
+        fresh_trainer(cfg).train()
+    scorer = qs.Scorer(n=64)
+    runs = {name: qs.score_run(qs.RUNS / name, scorer) for name in ("maxvit-s0", "conv-s0")}
+    assert [p["kimg"] for p in runs["maxvit-s0"]] == [0.016, 0.032]
+    p = runs["conv-s0"][-1]
+    assert p["fid"] > 0 and 0 <= p["acc"] <= 1 and len(p["per_class"]) == 4 and p["checkerboard"] > 0
+    summary = qs.summarise(runs, 0.032)
+    assert set(summary["archs"]) == {"maxvit", "conv"} and summary["archs"]["conv"]["seeds"] == [0]
+    res = {"command": "x", "date": "d", "machine": "m", "args": {"kimg": 0.032, "n": 64}, "real_vs_real": 1.0,
+           "heldout_accuracy": 0.5, "params": {"maxvit": 1e6, "conv": 1e6}, "summary": summary, "notes": ""}  # fmt: skip
+    block = qs.render(res)
+    assert block.startswith(qs.BEGIN) and block.rstrip().endswith(qs.END)
+    assert "| maxvit | 1.00M | 1 |" in block and "| conv | 0 |" in block
+    md = tmp_path / "RESULTS.md"
+    md.write_text("# x\n\nkept\n")
+    qs.write_md(block, md)
+    qs.write_md(block, md)  # regenerated in place, not appended twice
+    assert md.read_text().count(qs.BEGIN) == 1 and "kept" in md.read_text()
