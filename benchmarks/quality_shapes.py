@@ -211,6 +211,55 @@ def train(arch: str, seed: int, kimg: float, threads: int, retrain: bool) -> Pat
     return run
 
 
+# --------------------------------------------------------------------------- speed
+
+
+def measure_speed(archs: list[str], threads: int, kimg: float = 1.0, repeats: int = 2) -> dict[str, float]:
+    """Training img/s of each generator kind, measured side by side in this process (the
+    product's Trainer on the demo config, archs interleaved, best of ``repeats``), so that
+    the equal-wall-clock reading does not depend on how loaded the machine was during the
+    long runs. Run it on a quiet machine."""
+    import tempfile
+
+    from accelerate.state import AcceleratorState, GradientState
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from maxvit_gan.config import register_configs
+    from maxvit_gan.training.trainer import Trainer
+
+    register_configs()
+    best = {a: 0.0 for a in archs}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(repeats):
+            for arch in archs:
+                overrides = run_overrides(arch, 0, kimg, threads) + ["train.snapshot_kimg=1000", "train.checkpoint_kimg=1000",
+                                                                     "train.log_tensorboard=false"]  # fmt: skip
+                with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+                    cfg = OmegaConf.to_object(compose(config_name="train", overrides=overrides))
+                cfg.run_dir = f"{tmp}/{arch}-{r}"
+                AcceleratorState._reset_state(True)
+                GradientState._reset_state()
+                trainer = Trainer(cfg)
+                t0 = time.perf_counter()
+                trainer.train()
+                best[arch] = max(best[arch], trainer.state["nimg"] / (time.perf_counter() - t0))
+    print("training img/s (side by side): " + "  ".join(f"{a} {v:.1f}" for a, v in best.items()), flush=True)
+    return best
+
+
+def _interp(points: list[dict], kimg: float, key: str) -> float:
+    """``key`` at ``kimg`` on a run's checkpoint curve (linear between checkpoints; clamped)."""
+    pts = sorted(points, key=lambda p: p["kimg"])
+    if kimg <= pts[0]["kimg"]:
+        return pts[0][key]
+    for a, b in zip(pts, pts[1:]):
+        if kimg <= b["kimg"]:
+            t = (kimg - a["kimg"]) / (b["kimg"] - a["kimg"])
+            return a[key] + t * (b[key] - a[key])
+    return pts[-1][key]
+
+
 # --------------------------------------------------------------------------- summary
 
 
@@ -218,26 +267,32 @@ def _mean_sd(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
-def summarise(runs: dict[str, list[dict]], kimg: float) -> dict:
-    """runs: name -> points. Per arch: final scores (mean, sd), img/s, and the equal-wall-clock reading."""
+def summarise(runs: dict[str, list[dict]], kimg: float, speed: dict[str, float] | None = None) -> dict:
+    """runs: name -> points. Per arch: final scores (mean, sd), img/s, and the equal-wall-clock
+    reading: with ``speed`` (img/s measured side by side), each model's curve is read at the
+    kimg it reaches in the time the fastest needs for ``kimg``; without, at the runs' own clocks."""
     by_arch: dict[str, list[tuple[str, list[dict], dict]]] = {}
     for name, pts in runs.items():
         arch, seed = name.rsplit("-s", 1)
         ticks = [m for m in RunDir(RUNS / name).read_metrics() if "img_per_s" in m]
         info = {"seed": int(seed), "img_per_s": statistics.median(m["img_per_s"] for m in ticks) if ticks else float("nan")}
         by_arch.setdefault(arch, []).append((name, pts, info))
-    # equal wall-clock: the time the fastest model needs for the full length (mean over its seeds)
-    end_time = {a: statistics.fmean(p[-1]["time_s"] for _, p, _ in rs) for a, rs in by_arch.items()}
+    # equal wall-clock: the time the fastest model needs for the full length
+    if speed:
+        end_time = {a: kimg * 1000 / speed[a] for a in by_arch}
+    else:
+        end_time = {a: statistics.fmean(p[-1]["time_s"] for _, p, _ in rs) for a, rs in by_arch.items()}
     budget = min(end_time.values())
-    out = {"budget_s": budget, "archs": {}}
+    out = {"budget_s": budget, "speed_side_by_side": bool(speed), "archs": {}}
     for arch, rs in by_arch.items():
         finals = [p[-1] for _, p, _ in rs]
-        at_budget = [max((q for q in p if q["time_s"] is not None and q["time_s"] <= budget * 1.02), key=lambda q: q["kimg"], default=p[0]) for _, p, _ in rs]
+        reach = kimg * budget / end_time[arch]
+        at_budget = [{"kimg": reach, "fid": _interp(p, reach, "fid"), "acc": _interp(p, reach, "acc")} for _, p, _ in rs]
         s = {
             "seeds": [i["seed"] for _, _, i in rs],
             "kimg": statistics.fmean(f["kimg"] for f in finals),
             "time_s": end_time[arch],
-            "img_per_s": _mean_sd([i["img_per_s"] for _, _, i in rs]),
+            "img_per_s": (speed[arch], 0.0) if speed else _mean_sd([i["img_per_s"] for _, _, i in rs]),
             "fid": _mean_sd([f["fid"] for f in finals]),
             "acc": _mean_sd([f["acc"] for f in finals]),
             "per_class": [_mean_sd([f["per_class"][c] for f in finals]) for c in range(NUM_CLASSES)],
@@ -342,7 +397,10 @@ def render(res: dict) -> str:
         pc = " | ".join(pm(c, 2) for c in v["per_class"])
         L.append(f"| {arch} | {res['params'][arch] / 1e6:.2f}M | {len(v['seeds'])} | {pm(v['img_per_s'], 0)} | {pm(v['fid'])} | "
                  f"{pm(v['acc'], 3)} | {pc} | {pm(v['checkerboard'], 2)} |")  # fmt: skip
-    L += ["", f"Equal wall-clock (the same runs, read at {s['budget_s'] / 60:.1f} min, the fastest model's mean time for the full length):", "",
+    how = ("img/s measured side by side in one process (`--speed`), curves read at the kimg each model reaches"
+           if s.get("speed_side_by_side") else "the runs' own clocks")
+    L += ["", f"Equal wall-clock (the same runs; {how} in {s['budget_s'] / 60:.1f} min, the fastest model's time for "
+          f"{a['kimg']:g} kimg):", "",
           "| generator | kimg reached | Shapes-FID | accuracy |", "|---|---|---|---|"]  # fmt: skip
     for arch, v in s["archs"].items():
         b = v["budget"]
@@ -382,6 +440,7 @@ def main(argv=None) -> None:
     ap.add_argument("--threads", type=int, default=2, help="torch threads per run")
     ap.add_argument("--n", type=int, default=800, help="samples (and reals) per score")
     ap.add_argument("--retrain", action="store_true", help="train again even when a complete run exists")
+    ap.add_argument("--speed", action="store_true", help="measure training img/s side by side (quiet machine) for the wall-clock reading")
     ap.add_argument("--write", action="store_true", help="regenerate the RESULTS.md section and benchmarks/results/ figures")
     ap.add_argument("--machine", default="2-core CPU", help="described in RESULTS.md")
     ap.add_argument("--notes", default="", help="text under the tables in RESULTS.md")
@@ -402,6 +461,7 @@ def main(argv=None) -> None:
         print(f"[{path.name}] {last['kimg']:.1f} kimg  Shapes-FID {last['fid']:.1f}  acc {last['acc']:.3f}  "
               f"per class {' '.join(f'{v:.2f}' for v in last['per_class'])}  checkerboard {last['checkerboard']:.2f}", flush=True)  # fmt: skip
     params = {a: sum(p.numel() for p in load_generator(RUNS / f"{a}-s0").parameters()) for a in archs}
+    speed = measure_speed(archs, args.threads) if args.speed else None
     res = {
         "command": "python benchmarks/quality_shapes.py " + " ".join(argv),
         "date": time.strftime("%Y-%m-%d"),
@@ -411,7 +471,8 @@ def main(argv=None) -> None:
         "heldout_accuracy": scorer.heldout_accuracy,
         "params": params,
         "runs": runs,
-        "summary": summarise(runs, args.kimg),
+        "speed": speed,
+        "summary": summarise(runs, args.kimg, speed),
         "notes": args.notes,
     }
     OUT.mkdir(parents=True, exist_ok=True)

@@ -57,6 +57,10 @@ def test_scores_and_report_from_product_runs(tmp_path, qs):
     assert p["fid"] > 0 and 0 <= p["acc"] <= 1 and len(p["per_class"]) == 4 and p["checkerboard"] > 0
     summary = qs.summarise(runs, 0.032)
     assert set(summary["archs"]) == {"maxvit", "conv"} and summary["archs"]["conv"]["seeds"] == [0]
+    timed = qs.summarise(runs, 0.032, speed={"maxvit": 100.0, "conv": 200.0})  # conv twice as fast
+    assert timed["budget_s"] == pytest.approx(0.16) and timed["archs"]["conv"]["budget"]["kimg"][0] == pytest.approx(0.032)
+    assert timed["archs"]["maxvit"]["budget"]["kimg"][0] == pytest.approx(0.016)  # half the images in that time
+    assert timed["archs"]["maxvit"]["budget"]["fid"][0] == pytest.approx(runs["maxvit-s0"][0]["fid"])
     res = {"command": "x", "date": "d", "machine": "m", "args": {"kimg": 0.032, "n": 64}, "real_vs_real": 1.0,
            "heldout_accuracy": 0.5, "params": {"maxvit": 1e6, "conv": 1e6}, "summary": summary, "notes": ""}  # fmt: skip
     block = qs.render(res)
