@@ -35,6 +35,8 @@ PARAMS = {
     ("b", 32): (29497803, 21507073),
     ("b", 128): (33875294, 28389121),
     ("b", 256): (47083329, 28864129),
+    ("hit_b", 128): (63231299, 23880833),  # D: HiT's ImageNet D, 23.88M as in HiT's code
+    ("hit_b", 256): (66097606, 23998017),  # D: 24.00M as in HiT's code
     ("l", 32): (87914915, 21507073),
     ("l", 128): (96499206, 28389121),
     ("l", 256): (100815321, 28864129),
@@ -54,8 +56,14 @@ GENERATOR_VALUES = dict(
     mlp_ratio=3.0,
     mbconv_expand=3,
     class_embed_tokens=2,
+    num_heads=[4, 2, 2],
+    highres_block="mlp",
+    cross_attn_mlp=True,
+    rgb_skip="hit",
 )
-DISCRIMINATOR_VALUES = dict(channel_base=512, channel_max=64, mbstd_group=2)
+DISCRIMINATOR_VALUES = dict(
+    channel_base=512, channel_max=64, mbstd_group=2, from_rgb_kernel=3, blur_position="between"
+)
 
 
 def _compose(*overrides):
@@ -165,8 +173,8 @@ def test_imagenet_experiments_share_one_recipe():
     assert resolved["imagenet@256"] == b and resolved["imagenet"] == a
     b = {**b, "experiment": a["experiment"], "data": {**b["data"], "resolution": 128}}
     assert a == b  # nothing else differs
-    assert a["model"]["preset"] == "b" and a["data"]["name"] == "zip" and a["train"]["batch_size"] == 256
-    # the recipe reaches the models: HiT-B sizes
+    assert a["model"]["preset"] == "hit_b" and a["data"]["name"] == "zip" and a["train"]["batch_size"] == 256
+    # the recipe reaches the models: HiT-B's layout and HiT's discriminator (tests/test_hit.py)
     for name, res in (("imagenet128", 128), ("imagenet256", 256)):
         cfg = OmegaConf.to_object(_compose(f"experiment={name}"))
-        assert _meta_counts(*resolve_model_configs(cfg.model, cfg.data.resolution)) == PARAMS["b", res]
+        assert _meta_counts(*resolve_model_configs(cfg.model, cfg.data.resolution)) == PARAMS["hit_b", res]
