@@ -35,12 +35,14 @@ PARAMS = {
     ("b", 32): (29497803, 21507073),
     ("b", 128): (33875294, 28389121),
     ("b", 256): (47083329, 28864129),
+    ("hit_b", 128): (63231299, 23880833),  # D: HiT's ImageNet D, 23.88M as in HiT's code
+    ("hit_b", 256): (66097606, 23998017),  # D: 24.00M as in HiT's code
     ("l", 32): (87914915, 21507073),
     ("l", 128): (96499206, 28389121),
     ("l", 256): (100815321, 28864129),
 }
 # The default run (experiment=shapes_cpu: 4 classes, class head), likewise.
-SHAPES_CPU_PARAMS = (958406, 142861)
+SHAPES_CPU_PARAMS = (981734, 142861)  # G: +23,328 since the ICNR upsampler (1x1 conv before the shuffle)
 
 # A value for every settable field, each different from the tiny preset's at 32 px (3 stages).
 GENERATOR_VALUES = dict(
@@ -54,8 +56,16 @@ GENERATOR_VALUES = dict(
     mlp_ratio=3.0,
     mbconv_expand=3,
     class_embed_tokens=2,
+    num_heads=[4, 2, 2],
+    highres_block="mlp",
+    cross_attn_mlp=True,
+    rgb_skip="hit",
+    arch="mbconv",
+    upsample="icnr",
 )
-DISCRIMINATOR_VALUES = dict(channel_base=512, channel_max=64, mbstd_group=2)
+DISCRIMINATOR_VALUES = dict(
+    channel_base=512, channel_max=64, mbstd_group=2, from_rgb_kernel=3, blur_position="between"
+)
 
 
 def _compose(*overrides):
@@ -145,7 +155,7 @@ def test_default_experiment_resolves_to_the_same_architecture():
     cfg = OmegaConf.to_object(_compose())
     assert cfg.experiment == "shapes_cpu"
     g, d = resolve_model_configs(cfg.model, cfg.data.resolution, cfg.data.shapes_num_classes, d_class_head=True)
-    assert (g.channels, g.window_sizes, g.grid_sizes) == ([64, 64, 32], [4, 4, 0], [2, 4, 0])
+    assert (g.channels, g.window_sizes, g.grid_sizes, g.upsample) == ([64, 64, 32], [4, 4, 0], [2, 4, 0], "icnr")
     assert (d.channel_base, d.channel_max) == (256, 64)
     assert _meta_counts(g, d) == SHAPES_CPU_PARAMS
 
@@ -165,8 +175,8 @@ def test_imagenet_experiments_share_one_recipe():
     assert resolved["imagenet@256"] == b and resolved["imagenet"] == a
     b = {**b, "experiment": a["experiment"], "data": {**b["data"], "resolution": 128}}
     assert a == b  # nothing else differs
-    assert a["model"]["preset"] == "b" and a["data"]["name"] == "zip" and a["train"]["batch_size"] == 256
-    # the recipe reaches the models: HiT-B sizes
+    assert a["model"]["preset"] == "hit_b" and a["data"]["name"] == "zip" and a["train"]["batch_size"] == 256
+    # the recipe reaches the models: HiT-B's layout and HiT's discriminator (tests/test_hit.py)
     for name, res in (("imagenet128", 128), ("imagenet256", 256)):
         cfg = OmegaConf.to_object(_compose(f"experiment={name}"))
-        assert _meta_counts(*resolve_model_configs(cfg.model, cfg.data.resolution)) == PARAMS["b", res]
+        assert _meta_counts(*resolve_model_configs(cfg.model, cfg.data.resolution)) == PARAMS["hit_b", res]

@@ -90,7 +90,8 @@ def test_bad_inputs_name_the_shape():
 
 def test_preset_sizes():
     assert _params(Generator(generator_preset("tiny", 32))) < 3e6
-    # b within 10% of HiT-B (official config): 32.87M at 128 px, 46.22M at 256 px
+    # b is parameter-matched to HiT-B (official code): 32.87M at 128 px; at 256 px to the 46.22M of
+    # HiT-B with a 512-d latent (FFHQ setting; 35.73M with ImageNet's 256-d latent), docs/hit.md
     assert _params(Generator(generator_preset("b", 128))) == pytest.approx(32.87e6, rel=0.10)
     assert _params(Generator(generator_preset("b", 256))) == pytest.approx(46.22e6, rel=0.10)
     assert _params(Generator(generator_preset("s", 128))) < _params(Generator(generator_preset("b", 128)))

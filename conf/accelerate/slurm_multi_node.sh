@@ -14,7 +14,7 @@
 #SBATCH --output=slurm-%j.out
 set -euo pipefail
 
-RUN_DIR=${RUN_DIR:-outputs/imagenet128-b}
+RUN_DIR=${RUN_DIR:-outputs/imagenet128}
 DATA=${DATA:-/data/imagenet128.zip}
 MAIN_IP=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
 

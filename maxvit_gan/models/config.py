@@ -26,6 +26,11 @@ class GeneratorConfig:
     # conv: residual 3x3 conv blocks modulated (FiLM) by the pooled latent tokens, no attention
     arch: str = "maxvit"
     upsample: str = "pixel_shuffle"  # between stages: pixel_shuffle (HiT) | icnr (1x1 conv then shuffle, ICNR init)
+    # HiT's options (docs/hit.md); the defaults are the original maxvit-gan generator.
+    num_heads: list[int] | None = None  # attention heads per stage (None = channels // head_dim)
+    highres_block: str = "mbconv"  # block of the attention-free stages: mbconv | mlp (HiT: per-pixel MLP)
+    cross_attn_mlp: bool = False  # an FFN after each stage's cross-attention (HiT)
+    rgb_skip: str = "ours"  # ours: to-RGB also at the stage before the attention-free ones, bilinear up | hit: only at attention-free stages, nearest up
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -47,6 +52,9 @@ class DiscriminatorConfig:
     channel_max: int | None = None
     mbstd_group: int = 4  # minibatch-stddev group size (0 = off)
     class_head: bool = False  # auxiliary classifier on the top features (AC-GAN style; needs classes)
+    # HiT's ImageNet D (docs/hit.md): channel_base=16384 (its channel multiplier 1), mbstd_group=0, and:
+    from_rgb_kernel: int = 1  # fromRGB conv size: 1 (StyleGAN2) | 3 (HiT)
+    blur_position: str = "after"  # where a block downsamples: after (both convs at full size) | between (HiT: conv, blur-down, conv)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -86,6 +94,6 @@ class ModelConfig:
     preset and overrides into a fully specified GeneratorConfig / DiscriminatorConfig.
     """
 
-    preset: str = "tiny"  # tiny | s | b | l (maxvit_gan/models/presets.py)
+    preset: str = "tiny"  # tiny | s | b | hit_b | l (maxvit_gan/models/presets.py)
     generator: GeneratorOverrides = field(default_factory=GeneratorOverrides)  # type: ignore[valid-type]
     discriminator: DiscriminatorOverrides = field(default_factory=DiscriminatorOverrides)  # type: ignore[valid-type]

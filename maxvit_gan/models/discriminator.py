@@ -4,6 +4,11 @@
         ─► 4x4: minibatch stddev ─► conv3x3 ─► fc ─► logit (+ <embed(class), features> when conditional)
                                                     └► optional class head: class logits (AC-GAN style)
 
+HiT's ImageNet D (preset hit_b; docs/hit.md) is the same network with a 3x3 fromRGB
+(from_rgb_kernel=3), the blur-downsample between the two convs of a block (blur_position=between:
+the second conv runs at half the side), no minibatch stddev (mbstd_group=0) and HiT's widths
+(channel_base=16384 = its channel multiplier 1).
+
 LeakyReLU 0.2, no BatchNorm (two forward passes before one backward would break DDP buffer
 sync), no equalized learning rate (HiT's D has none); Kaiming init.
 """
@@ -34,8 +39,9 @@ class BlurDownsample(nn.Module):
 
 
 class DBlock(nn.Module):
-    def __init__(self, in_channels: int, out_channels: int):
+    def __init__(self, in_channels: int, out_channels: int, blur_position: str = "after"):
         super().__init__()
+        self.blur_between = blur_position == "between"
         self.conv0 = nn.Conv2d(in_channels, in_channels, 3, padding=1)
         self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1)
         self.down = BlurDownsample()
@@ -43,7 +49,10 @@ class DBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = F.leaky_relu(self.conv0(x), 0.2)
-        y = self.down(F.leaky_relu(self.conv1(y), 0.2))
+        if self.blur_between:  # HiT: conv, downsample, conv
+            y = F.leaky_relu(self.conv1(self.down(y)), 0.2)
+        else:
+            y = self.down(F.leaky_relu(self.conv1(y), 0.2))
         return (self.skip(self.down(x)) + y) * math.sqrt(0.5)
 
 
@@ -74,10 +83,15 @@ class Discriminator(nn.Module):
         def ch(r: int) -> int:
             return min(cfg.channel_base // r, cfg.channel_max)
 
-        self.from_rgb = nn.Conv2d(3, ch(cfg.resolution), 1)
+        if cfg.from_rgb_kernel not in (1, 3):
+            raise ValueError(f"DiscriminatorConfig.from_rgb_kernel must be 1 or 3, got {cfg.from_rgb_kernel}")
+        if cfg.blur_position not in ("after", "between"):
+            raise ValueError(f"DiscriminatorConfig.blur_position must be 'after' or 'between', got {cfg.blur_position!r}")
+        k = cfg.from_rgb_kernel
+        self.from_rgb = nn.Conv2d(3, ch(cfg.resolution), k, padding=k // 2)
         blocks, r = [], cfg.resolution
         while r > 4:
-            blocks.append(DBlock(ch(r), ch(r // 2)))
+            blocks.append(DBlock(ch(r), ch(r // 2), cfg.blur_position))
             r //= 2
         self.blocks = nn.ModuleList(blocks)
         c4 = ch(4)

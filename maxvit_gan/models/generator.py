@@ -6,9 +6,12 @@
         [pixel shuffle 2x + 1x1 conv to the stage width]  (all but the first stage)
         + learned absolute position embedding
         cross-attention: every pixel attends to the latent tokens (the latent modulates each stage)
+        [+ FFN]                                                        (cross_attn_mlp, HiT)
         N x MaxViTBlock (MBConv -> block attention -> grid attention)   stages < 128 px
-        N x MBConv                                                     stages >= 128 px (no attention)
-        skip-to-RGB at the MBConv stages and the stage before them; earlier RGB is upsampled and added
+        N x MBConv | N x PixelMLP                                      stages >= 128 px (no attention;
+                                                                       highres_block: mbconv | mlp, HiT)
+        skip-to-RGB at the attention-free stages and the stage before them, earlier RGB upsampled
+        bilinearly and added (rgb_skip=ours); or only at the attention-free stages, nearest (hit)
     -> (B, 3, R, R), in the [-1, 1] scale, not clamped (clamp only when saving images)
 """
 
@@ -20,10 +23,22 @@ from torch import nn
 
 from maxvit_gan.models.config import GeneratorConfig
 from maxvit_gan.models.pretrained import PretrainedMixin
-from maxvit_gan.nn import CrossAttention, LayerNorm2d, MaxViTBlock, MBConv, ModulatedResBlock
+from maxvit_gan.nn import CrossAttention, FeedForward, LayerNorm2d, MaxViTBlock, MBConv, ModulatedResBlock
 
 ARCHS = ("maxvit", "mbconv", "conv")
 UPSAMPLERS = ("pixel_shuffle", "icnr")
+
+HIGHRES_BLOCKS = ("mbconv", "mlp")
+RGB_SKIPS = ("ours", "hit")
+
+
+class PixelMLP(FeedForward):
+    """Pre-norm MLP with residual applied to every pixel of a (B, C, H, W) map on its own: no
+    spatial mixing. HiT's attention-free ("implicit neural function") stage block, and the FFN
+    HiT puts after each cross-attention."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
 
 
 class ToRGB(nn.Module):
@@ -71,7 +86,7 @@ class Stage(nn.Module):
     def __init__(self, cfg: GeneratorConfig, index: int, side: int, in_channels: int | None, latent_dim: int, to_rgb: bool):
         super().__init__()
         dim = cfg.channels[index]
-        heads = max(1, dim // cfg.head_dim)
+        heads = cfg.num_heads[index] if cfg.num_heads else max(1, dim // cfg.head_dim)
         window, grid = cfg.window_sizes[index], cfg.grid_sizes[index]
         self.side = side
         self.arch = cfg.arch
@@ -79,13 +94,17 @@ class Stage(nn.Module):
         self.pos_embed = nn.Parameter(torch.zeros(1, dim, side, side))
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
         depth = cfg.depths[index]
+        self.cross_mlp = None
         if cfg.arch == "conv":  # the latent modulates each block through FiLM instead of cross-attention
             self.cross_attn = None
             blocks = [ModulatedResBlock(dim, latent_dim) for _ in range(depth)]
         else:
             self.cross_attn = CrossAttention(dim, latent_dim, heads)
+            self.cross_mlp = PixelMLP(dim, cfg.mlp_ratio) if cfg.cross_attn_mlp else None
             if window > 0 and cfg.arch == "maxvit":
                 blocks = [MaxViTBlock(dim, heads, window, grid, cfg.mlp_ratio, cfg.mbconv_expand) for _ in range(depth)]
+            elif window == 0 and cfg.highres_block == "mlp":
+                blocks = [PixelMLP(dim, cfg.mlp_ratio) for _ in range(depth)]
             else:
                 blocks = [MBConv(dim, dim, expand=cfg.mbconv_expand) for _ in range(depth)]
         self.blocks = nn.ModuleList(blocks)
@@ -101,6 +120,8 @@ class Stage(nn.Module):
                 x = block(x, w)
             return x
         x = self.cross_attn(x, latents)
+        if self.cross_mlp is not None:
+            x = self.cross_mlp(x)
         for block in self.blocks:
             x = block(x)
         return x
@@ -123,6 +144,7 @@ class Generator(PretrainedMixin, nn.Module):
             )
         if 8 * 2 ** (n - 1) != cfg.resolution:
             raise ValueError(f"GeneratorConfig: {n} stages give {8 * 2 ** (n - 1)} px, but resolution={cfg.resolution}")
+        _check_hit_options(cfg, n)
         self.config = cfg
         self.resolution = cfg.resolution
         self.z_dim = cfg.z_dim
@@ -143,7 +165,7 @@ class Generator(PretrainedMixin, nn.Module):
         no_attn = [w == 0 for w in cfg.window_sizes]
         stages = []
         for i in range(n):
-            to_rgb = i == n - 1 or no_attn[i] or no_attn[i + 1]
+            to_rgb = i == n - 1 or no_attn[i] or (cfg.rgb_skip == "ours" and no_attn[i + 1])
             stages.append(Stage(cfg, i, 8 * 2**i, cfg.channels[i - 1] if i else None, c0, to_rgb))
         self.stages = nn.ModuleList(stages)
 
@@ -171,9 +193,24 @@ class Generator(PretrainedMixin, nn.Module):
             latents = torch.cat([latents, self.class_embed(labels).view(b, -1, self.latent_dim)], dim=1)
             x = x + self.class_input(labels).view(b, self.latent_dim, 8, 8)
         rgb = None
+        up = dict(mode="nearest") if self.config.rgb_skip == "hit" else dict(mode="bilinear", align_corners=False)
         for stage in self.stages:
             x = stage(x, latents)
             if stage.to_rgb is not None:
                 out = stage.to_rgb(x)
-                rgb = out if rgb is None else out + F.interpolate(rgb, scale_factor=2.0, mode="bilinear", align_corners=False)
+                rgb = out if rgb is None else out + F.interpolate(rgb, scale_factor=2.0, **up)
         return rgb
+
+
+def _check_hit_options(cfg: GeneratorConfig, n: int) -> None:
+    """The fields HiT's options added to GeneratorConfig: known values, one head count per stage."""
+    if cfg.num_heads is not None:
+        if len(cfg.num_heads) != n:
+            raise ValueError(f"GeneratorConfig.num_heads: one entry per stage ({n}), got {cfg.num_heads}")
+        for dim, heads in zip(cfg.channels, cfg.num_heads):
+            if heads < 1 or dim % heads:
+                raise ValueError(f"GeneratorConfig.num_heads: {heads} heads do not divide width {dim}")
+    if cfg.highres_block not in HIGHRES_BLOCKS:
+        raise ValueError(f"GeneratorConfig.highres_block: {cfg.highres_block!r}, expected one of {HIGHRES_BLOCKS}")
+    if cfg.rgb_skip not in RGB_SKIPS:
+        raise ValueError(f"GeneratorConfig.rgb_skip: {cfg.rgb_skip!r}, expected one of {RGB_SKIPS}")

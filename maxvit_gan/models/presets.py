@@ -5,8 +5,12 @@ GeneratorConfig / DiscriminatorConfig (the names `model.generator.*` / `model.di
 use); fields a preset leaves out keep the dataclass default. A per-stage field (channels,
 depths, window_sizes, grid_sizes) is given by stage side: a stage at side ``r`` (8, 16, ...,
 resolution) takes the entry for ``r``. Window/grid follow HiT's block sizes (4, 4, 8, 8 at
-8..64 px); stages at >= 128 px have no self-attention (MBConv blocks with skip-to-RGB), as in
-HiT. ``at`` holds a preset's changes for one resolution.
+8..64 px); stages at >= 128 px have no self-attention, as in HiT (MBConv blocks, or HiT's
+per-pixel MLP blocks in ``hit_b``). ``at`` holds a preset's changes for one resolution.
+
+``b`` is parameter-matched to HiT-B (not its layout); ``hit_b`` has HiT-B's layout (widths,
+depths, heads, block/grid sizes, MLP high-resolution stages, HiT's RGB skip path) with MaxViT
+blocks in the attention stages, and HiT's ImageNet discriminator. docs/hit.md compares them.
 """
 
 from __future__ import annotations
@@ -42,7 +46,9 @@ PRESETS: dict[str, dict] = {
         ),
         discriminator=dict(channel_base=16384, channel_max=512),
     ),
-    "b": dict(  # sized to HiT-B: 32.9M parameters at 128 px, 46.2M at 256 px
+    "b": dict(  # parameter-matched to HiT-B, not its layout: 33.9M at 128 px (HiT-B 32.87M), 47.1M at
+        # 256 px, sized to the 46.22M of HiT-B with a 512-d latent (its FFHQ setting; with ImageNet's
+        # 256-d latent HiT-B has 35.73M at 256 px). StyleGAN2-style D with channel multiplier 2.
         generator=dict(
             z_dim=256,
             channels={8: 384, 16: 384, 32: 256, 64: 128, 128: 128, 256: 64, 512: 32},
@@ -51,8 +57,24 @@ PRESETS: dict[str, dict] = {
             grid_sizes=GRID_SIZES,
         ),
         discriminator=dict(channel_base=32768, channel_max=512),
-        # like HiT, the 256-px model narrows its 128-px stage and widens its 8-px stage
+        # the 256-px model narrows its 128-px stage (as HiT) and widens its 8-px stage (HiT does not)
         at={256: dict(generator=dict(channels={8: 448, 128: 64}, depths={16: 2, 128: 1}))},
+    ),
+    "hit_b": dict(  # HiT-B's layout (official code, 128 and 256 px) with MaxViT blocks; HiT's ImageNet D
+        generator=dict(
+            z_dim=256,
+            channels={8: 512, 16: 512, 32: 256, 64: 128, 128: 128},
+            depths={8: 2, 16: 2, 32: 2, 64: 2, 128: 2},
+            num_heads={8: 16, 16: 8, 32: 4, 64: 4, 128: 4},
+            window_sizes=WINDOW_SIZES,
+            grid_sizes=GRID_SIZES,
+            highres_block="mlp",
+            cross_attn_mlp=True,
+            rgb_skip="hit",
+        ),
+        discriminator=dict(channel_base=16384, channel_max=512, mbstd_group=0, from_rgb_kernel=3, blur_position="between"),
+        # HiT-B at 256 px: 128- and 256-px stages 64 wide, one block each
+        at={256: dict(generator=dict(channels={128: 64, 256: 64}, depths={128: 1, 256: 1}, num_heads={256: 4}))},
     ),
     "l": dict(
         generator=dict(
