@@ -60,7 +60,8 @@ sys.path.insert(0, str(HERE))
 if str(ROOT) not in sys.path:
     sys.path.insert(1, str(ROOT))
 
-os.environ.setdefault("TQDM_DISABLE", "1")  # the Trainer's progress bar: its tick lines are enough here
+if __name__ == "__main__":  # the Trainer's progress bar (tqdm reads this when imported): its tick lines suffice
+    os.environ.setdefault("TQDM_DISABLE", "1")
 
 import torch  # noqa: E402
 from common import OUT_DIR, RESULTS_DIR, RESULTS_MD, RssSampler, interleaved, machine_info  # noqa: E402
@@ -324,7 +325,9 @@ class Run:
                 # a section may overrun its estimate, but not the budget (plus a few seconds to save)
                 with self.time_limit(max(left - 5, 1)):
                     rec.update(status="ok", **(fn(self, *args) or {}))
-            except (Exception, SectionTimeout) as e:  # one failing section must not lose the others' numbers
+            except SectionTimeout as e:  # the budget ran out: what the section had is lost, the run goes on
+                rec.update(status="stopped", note=f"{e} (the time budget ran out)")
+            except Exception as e:  # one failing section must not lose the others' numbers
                 rec.update(status="failed", error=first_line(e), traceback=traceback.format_exc()[-3000:])
                 print(f"[{name}] FAILED: {first_line(e)}", flush=True)
             rec["seconds"] = round(time.perf_counter() - t, 2)
@@ -1085,7 +1088,7 @@ def summary(results: dict) -> dict:
     out = {
         "sections_ok": sum(s.get("status") == "ok" for s in secs.values()),
         "sections_failed": [k for k, s in secs.items() if s.get("status") == "failed"],
-        "sections_skipped": [k for k, s in secs.items() if s.get("status") == "skipped"],
+        "sections_skipped": [k for k, s in secs.items() if s.get("status") in ("skipped", "stopped")],
         "checks_passed": sum(c["passed"] is True for c in checks),
         "checks_failed": failed_checks,
         "checks_not_applicable": sum(c["passed"] is None for c in checks),

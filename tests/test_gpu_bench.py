@@ -93,3 +93,28 @@ def test_refuses_in_one_line(tmp_path, args, needle):
     lines = [ln for ln in (p.stdout + p.stderr).splitlines() if ln.strip()]
     assert len(lines) == 1 and needle in lines[0], lines
     assert not out.exists()
+
+
+def test_bf16_peak_table_matches_device_names():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import gpu
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    names = {
+        "NVIDIA H100 80GB HBM3": 989.4,  # SXM
+        "NVIDIA H100 PCIe": 756.0,
+        "NVIDIA H100 NVL": 835.5,
+        "NVIDIA H200": 989.4,
+        "NVIDIA GH200 480GB": 989.4,
+        "NVIDIA A100-SXM4-80GB": 312.0,
+        "NVIDIA A100 80GB PCIe": 312.0,
+        "NVIDIA L40S": 362.1,
+        "NVIDIA L4": 121.0,
+        "NVIDIA A10": 125.0,
+        "NVIDIA GeForce RTX 4090": 165.2,
+        "NVIDIA A10G": None,  # not in the table: MFU against the measured matmul rate only
+        "Tesla V100-SXM2-16GB": None,
+    }
+    assert {n: gpu.bf16_peak_tflops(n) for n in names} == names
+    assert gpu.H100_CLASS.search("NVIDIA H200") and not gpu.H100_CLASS.search("NVIDIA A100-SXM4-80GB")
