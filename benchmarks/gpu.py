@@ -562,14 +562,14 @@ def _sdpa_calls(fn, dev: torch.device, kernels: bool = True) -> dict:
         fn()
         sync(dev)
     counts: dict[str, int] = {}
-    kernels = set()
+    gpu_kernels = set()
     for e in prof.events():
         if e.name in SDPA_OPS:
             counts[SDPA_OPS[e.name]] = counts.get(SDPA_OPS[e.name], 0) + 1
         elif dev.type == "cuda" and getattr(e, "device_type", None) == torch.autograd.DeviceType.CUDA:
             if re.search(r"fmha|flash|attention|mem_eff|cutlass.*attn|sdpa", e.name, re.I):
-                kernels.add(e.name[:120])
-    return {"sdpa_ops": counts, "gpu_kernels": sorted(kernels)[:8]}
+                gpu_kernels.add(e.name[:120])
+    return {"sdpa_ops": counts, "gpu_kernels": sorted(gpu_kernels)[:8]}
 
 
 def _attention_layers(run: Run):
