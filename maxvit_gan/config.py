@@ -97,7 +97,7 @@ class TrainConfig:
     keep_checkpoints: int = 2  # keep the newest K (the best-FID one is kept besides)
     grid_rows: int = 8  # snapshot grid: rows x cols (one class per row when conditional)
     grid_cols: int = 8
-    compile: bool = False  # torch.compile G and D
+    compile: bool = False  # torch.compile G (not D: R1 needs a double backward, which compiled graphs lack)
     channels_last: bool = False  # channels_last memory format for G and D
     nan_policy: str = "stop"  # stop | skip: what a non-finite loss does
     max_skipped_steps: int = 10  # with nan_policy=skip: stop after this many skipped steps

@@ -51,3 +51,22 @@ def test_compiled_block_equals_eager():
         torch.testing.assert_close(gp_c[name], gp_e[name], atol=1e-5, rtol=1e-4, msg=name)
     with torch.no_grad():  # inference graph too (fused SDPA route)
         torch.testing.assert_close(compiled(x), block(x), atol=1e-5, rtol=1e-5)
+
+
+def test_train_compile_compiles_g_only(tmp_path, monkeypatch):
+    """train.compile=true: a compiled D fails at the first R1 step (R1 differentiates D twice;
+    compiled graphs have no double backward: benchmarks/gpu.py shows it), so the trainer
+    compiles G only. torch.compile is recorded here, not run (inductor is minutes on this CPU)."""
+    from train_utils import fresh_trainer, run_config
+
+    compiled = []
+
+    def record(module, **kw):
+        compiled.append(type(module).__name__)
+        return module
+
+    monkeypatch.setattr(torch, "compile", record)
+    cfg = run_config(tmp_path / "run", "train.compile=true", "train.kimg=0.016", "loss.r1_interval=1", "loss.r1_gamma=1",
+                     "train.snapshot_kimg=1", "train.checkpoint_kimg=1")  # fmt: skip
+    out = fresh_trainer(cfg).train()
+    assert compiled == ["Generator"] and out["step"] == 2

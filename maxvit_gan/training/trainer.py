@@ -192,8 +192,8 @@ class Trainer:
         betas = tuple(cfg.optim.betas)
         opt_g = torch.optim.Adam(G.parameters(), lr=cfg.optim.g_lr, betas=betas, eps=cfg.optim.eps)
         opt_d = torch.optim.Adam(D.parameters(), lr=cfg.optim.d_lr, betas=betas, eps=cfg.optim.eps)
-        if t.compile:
-            G, D = torch.compile(G), torch.compile(D)
+        if t.compile:  # G only: R1 differentiates D twice, which compiled graphs cannot (double backward)
+            G = torch.compile(G)
         self.G, self.D, self.opt_g, self.opt_d = acc.prepare(G, D, opt_g, opt_d)
         self.augment = parse_policy(cfg.loss.diffaug)
 
