@@ -1,17 +1,22 @@
 """Typed configuration schemas (dataclasses).
 
-Every node of `conf/` is validated against these: a key that is not a field here is an
-error naming the key. This module imports nothing from Hydra at import time; call
-`register_configs()` (scripts do) to put the schemas into Hydra's ConfigStore.
+Every node of the Hydra configs (``maxvit_gan/conf/``, shipped in the package) is validated
+against these: a key that is not a field here is an error naming the key. This module imports
+nothing from Hydra at import time; call `register_configs()` (the commands do) to put the
+schemas into Hydra's ConfigStore, or `compose()` for a typed config in Python.
 `training`, `metrics`, `data` take these dataclasses, never a Hydra `DictConfig`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from maxvit_gan.models.config import ModelConfig  # noqa: F401  (re-exported: part of the schema)
+
+CONFIG_MODULE = "maxvit_gan.conf"  # the Hydra configs: pkg://maxvit_gan.conf
+CONFIG_DIR = Path(__file__).resolve().parent / "conf"
 
 
 @dataclass
@@ -107,7 +112,7 @@ class TrainConfig:
 
 @dataclass
 class RunConfig:
-    """The whole training job (conf/train.yaml)."""
+    """The whole training job (maxvit_gan/conf/train.yaml)."""
 
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -149,8 +154,6 @@ def register_configs() -> None:
     cs.store(name="run_schema", node=RunConfig)
     cs.store(name="sample_schema", node=SampleConfig)
     cs.store(name="prepare_schema", node=PrepareConfig)
-    cs.store(group="model", name="model_schema", node=ModelConfig)
-    cs.store(group="data", name="data_schema", node=DataConfig)
     cs.store(name="evaluate_schema", node=EvaluateConfig)
 
 
@@ -168,3 +171,23 @@ class EvaluateConfig:
     out: str | None = None  # result JSON; default <run>/eval/<metric>-<ref>-<mode>-step<step>.json
     write_ref: str | None = None  # also save the reference statistics to this .npz
     metrics: MetricsConfig = field(default_factory=MetricsConfig)  # inception_weights, cache_dir, kid, inception_score
+
+
+def compose(config_name: str = "train", overrides: list[str] | tuple[str, ...] = ()) -> Any:
+    """The typed config of a command (``train`` -> RunConfig, ``sample`` -> SampleConfig, ...)
+    with command-line style overrides, composed from the packaged configs as the command does::
+
+        cfg = compose("train", ["experiment=smoke", "train.kimg=0.1"])
+    """
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
+
+    register_configs()
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
+            return OmegaConf.to_object(hydra_compose(config_name=config_name, overrides=list(overrides)))
+    finally:
+        GlobalHydra.instance().clear()
