@@ -158,19 +158,32 @@ def register_configs() -> None:
 
 
 @dataclass
-class EvaluateConfig:
-    """`scripts/evaluate.py`: FID (+ KID, IS) of a run's EMA generator."""
+class EvalMetricsConfig:
+    """``evaluate``'s ``metrics.*`` (the feature mode is the top-level ``mode``)."""
 
-    run: str = "???"  # run directory (config_resolved.yaml + generator_ema.safetensors)
-    checkpoint: str | None = None  # a .safetensors generator file instead of the run's generator_ema
-    num_samples: int = 50000  # generated images (FID50k is the paper protocol)
-    ref: str = "dataset"  # dataset (the run's training data) | PATH.npz (ADM / clean-fid / ours) | a folder or .zip | imagenet128 | imagenet256
+    inception_weights: str | None = None  # local weights file; None = download + cache on first use
+    cache_dir: str | None = None  # reference statistics cache; None = ~/.cache/maxvit_gan
+    kid: bool = True
+    inception_score: bool = True  # generators only
+    precision_recall: bool = True  # k=3 (StyleGAN2-ADA's definition) on the features kept for KID
+
+
+@dataclass
+class EvaluateConfig:
+    """``maxvit-gan evaluate``: FID (+ KID, IS, precision/recall) of a generator or of a folder of images."""
+
+    run: str | None = None  # the generator: run dir, save_pretrained/export folder, .safetensors file or Hub id user/name
+    checkpoint: str | None = None  # with run=: latest | checkpoints/step-N | a .safetensors file (that checkpoint's EMA)
+    fake: str | None = None  # instead of a generator: a folder or .zip of images to score against ref
+    ref: str = "dataset"  # dataset (the run's training data) | a folder or .zip | PATH.npz (ADM / clean-fid / write_ref) | imagenet64|128|256
+    num_samples: int | None = None  # generated images, None = 50000 (FID50k, the paper protocol); fake=: a fixed random subset, None = all
+    resolution: int | None = None  # side folders and zips are center-cropped to; None = the generator's, or the first fake image's
     mode: str = "tf"  # tf (TF-Inception, paper protocol) | clean (clean-fid)
     batch_size: int = 64  # per process
     seed: int = 0  # noise seed of the generated samples
-    out: str | None = None  # result JSON; default <run>/eval/<metric>-<ref>-<mode>-step<step>.json
+    out: str | None = None  # result JSON; default <run>/eval/<metric>-<ref>-<mode>-step<step>.json (./eval/ without a run dir)
     write_ref: str | None = None  # also save the reference statistics to this .npz
-    metrics: MetricsConfig = field(default_factory=MetricsConfig)  # inception_weights, cache_dir, kid, inception_score
+    metrics: EvalMetricsConfig = field(default_factory=EvalMetricsConfig)
 
 
 def compose(config_name: str = "train", overrides: list[str] | tuple[str, ...] = ()) -> Any:

@@ -363,11 +363,26 @@ def test_from_pretrained_hub_repo_id_without_network(tmp_path, Gc, monkeypatch):
     G = Generator.from_pretrained("someone/maxvit-gan-shapes", revision="v1")
     assert [a[1] for a in asked] == ["config.json", "model.safetensors"] and asked[0][2] == {"revision": "v1"}
     assert all(torch.equal(a, b) for a, b in zip(G.state_dict().values(), Gc.state_dict().values()))
-    monkeypatch.setitem(sys.modules, "huggingface_hub", None)  # as if the optional extra were missing
-    with pytest.raises(
-        FileNotFoundError, match=r"no such file or directory .*pip install 'maxvit-gan\[hub\]'"
-    ):
+    # sample.py takes the repo id as run= (and uses the class names stored with the model)
+    Gc.save_pretrained(export, metadata={"class_names": ["a", "b", "c"]})
+    run_sample(SampleConfig(run="someone/maxvit-gan-shapes", seeds="0-3", classes="[c]", out=str(tmp_path / "h.png")))
+    assert Image.open(tmp_path / "h.png").size == (2 * R, 2 * R)
+    monkeypatch.setitem(sys.modules, "huggingface_hub", None)  # as if the optional package were missing
+    with pytest.raises(FileNotFoundError, match=r"no such file or directory .*pip install huggingface_hub\)$"):
         Generator.from_pretrained("someone/other")
+    with pytest.raises(FileNotFoundError, match=r"pip install huggingface_hub"):
+        load_generator("someone/other")
+
+
+def test_metadata_survives_load_and_save(tmp_path, run_dir):
+    """A run's generator loaded and saved again keeps its step, kimg and class names."""
+    G = load_generator(run_dir)
+    assert G.metadata["step"] == 10 and G.metadata.get("class_names") is None  # the fixture run has no config
+    G.save_pretrained(tmp_path / "a", metadata={"class_names": ["x", "y", "z"], "kimg": 0.5})
+    again = Generator.from_pretrained(tmp_path / "a")
+    assert again.metadata == {"step": 10, "class_names": ["x", "y", "z"], "kimg": 0.5}
+    again.save_pretrained(tmp_path / "b")
+    assert json.loads((tmp_path / "b" / "config.json").read_text())["metadata"] == again.metadata
 
 
 # --------------------------------------------------------------------------- the script
