@@ -5,6 +5,7 @@
     <run>/
       config_resolved.yaml          the full configuration of the run
       metrics.jsonl                 one JSON line per tick (and per FID evaluation)
+      train.log                     the lines training prints (start, ticks, FID, stop), appended on resume
       samples/reals.png             a grid of reals
       samples/fakes<kimg>.png       fixed-seed grids of the EMA generator
       tensorboard/                  TensorBoard event files
@@ -31,6 +32,7 @@ from maxvit_gan.models.pretrained import read_generator_metadata
 
 CONFIG_FILE = "config_resolved.yaml"
 METRICS_FILE = "metrics.jsonl"
+LOG_FILE = "train.log"
 SAMPLES_DIR = "samples"
 REALS_GRID = "reals.png"
 TENSORBOARD_DIR = "tensorboard"
@@ -90,6 +92,10 @@ class RunDir:
     @property
     def metrics_file(self) -> Path:
         return self.path / METRICS_FILE
+
+    @property
+    def log_file(self) -> Path:
+        return self.path / LOG_FILE
 
     @property
     def samples_dir(self) -> Path:

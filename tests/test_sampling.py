@@ -208,10 +208,11 @@ def test_truncation_modes(G):
         for p in (1, 0.5, 0.1)
     ]
     assert spread[0] > spread[1] > spread[2]  # mean mode: psi shrinks variety smoothly
-    z = seed_latents(seeds, 16, truncation=0.5)
+    z = seed_latents(seeds, 16, truncation=0.5, truncation_mode="truncnorm")
     assert z.abs().max() <= 0.5 and z.abs().max() > 0.4
     raw = seed_latents(seeds, 16)
-    wide = seed_latents(seeds, 16, truncation=2.5)  # components inside the band are kept
+    assert torch.equal(seed_latents(seeds, 16, truncation=0.5), raw)  # mean mode: psi is applied inside G
+    wide = seed_latents(seeds, 16, truncation=2.5, truncation_mode="truncnorm")  # components inside the band are kept
     keep = raw.abs() <= 2.5
     assert torch.equal(wide[keep], raw[keep]) and (wide.abs() <= 2.5).all()
     tiny = truncated_normal(4096, 1e-4, torch.Generator().manual_seed(0))  # bounded time for tiny psi
@@ -220,6 +221,23 @@ def test_truncation_modes(G):
         generate_images(G, seeds, truncation=0.5, truncation_mode="wrong")
     with pytest.raises(ValueError, match="^truncation: must be"):
         generate_images(G, seeds, truncation=-1.0)
+
+
+def test_truncation_mode_has_one_default(G, tmp_path, run_dir):
+    """The Python functions, the sample command and the docs agree: mean."""
+    import inspect
+
+    from maxvit_gan.sampling import DEFAULT_TRUNCATION_MODE
+
+    assert DEFAULT_TRUNCATION_MODE == SampleConfig().truncation_mode == "mean"
+    for fn in (generate_images, sample_grid, sample_interpolations, seed_latents):
+        assert inspect.signature(fn).parameters["truncation_mode"].default == DEFAULT_TRUNCATION_MODE, fn.__name__
+    doc = (ROOT / "docs" / "sampling.md").read_text()
+    assert "| `truncation_mode` | `mean` |" in doc
+    # the command's default image is the library's default image
+    run_sample(SampleConfig(run=str(run_dir), seeds="0-3", truncation=0.5, out=str(tmp_path / "cli.png")))
+    lib = sample_grid(load_generator(run_dir), [0, 1, 2, 3], truncation=0.5)
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "cli.png")), np.asarray(lib.image))
 
 
 def test_slerp_and_interpolation_strips(Gc):

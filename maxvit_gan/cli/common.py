@@ -56,6 +56,10 @@ def format_error(err: BaseException) -> str:
         keep = [ln for ln in lines if not ln.startswith(("full_key:", "object_type=", "reference_type="))]
         full_key = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("full_key:")), "")
         text = " ".join(keep) or text
+        from omegaconf.errors import MissingMandatoryValue
+
+        if isinstance(err, MissingMandatoryValue) and full_key:
+            return f"{full_key}: required, give {full_key}=..."
         if full_key and not text.startswith(full_key):
             text = f"{full_key}: {text}"
     if isinstance(err, ModuleNotFoundError) and err.name and "pip install" not in text:

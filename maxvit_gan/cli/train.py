@@ -14,12 +14,13 @@ from maxvit_gan.cli.common import UsageError, run_command
 
 
 def task(dcfg) -> None:
-    from accelerate import Accelerator, PartialState
-    from accelerate.utils import DistributedDataParallelKwargs, broadcast_object_list
+    from accelerate import PartialState
+    from accelerate.utils import broadcast_object_list
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import OmegaConf
 
     from maxvit_gan.rundir import RunDir
+    from maxvit_gan.training.accelerator import build_accelerator
     from maxvit_gan.training.trainer import Trainer
 
     cfg = OmegaConf.to_object(dcfg)
@@ -32,10 +33,7 @@ def task(dcfg) -> None:
             f"({run_dir[0]}): set it on the command line, run_dir=DIR (short for hydra.run.dir=DIR)"
         )
     cfg.run_dir = str(run_dir[0])
-    accelerator = Accelerator(
-        mixed_precision=cfg.train.mixed_precision,
-        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=False)],
-    )
+    accelerator = build_accelerator(cfg)
     if accelerator.is_main_process:
         RunDir(cfg.run_dir).write_config(cfg)
     result = Trainer(cfg, accelerator).train()
