@@ -106,7 +106,9 @@ class TrainConfig:
     channels_last: bool = False  # channels_last memory format for G and D
     nan_policy: str = "stop"  # stop | skip: what a non-finite loss does
     max_skipped_steps: int = 10  # with nan_policy=skip: stop after this many skipped steps
-    log_tensorboard: bool = True
+    log_with: str | None = "tensorboard"  # trackers (Accelerate): tensorboard, wandb, mlflow, aim, comet_ml, ... comma-separated, all, none
+    tracker_project: str = "maxvit-gan"  # project name for W&B, MLflow, Comet, ... (TensorBoard writes to <run>/tensorboard)
+    tracker_kwargs: dict[str, Any] = field(default_factory=dict)  # per tracker init arguments: +train.tracker_kwargs.wandb.entity=me
     cpu_threads: int | None = None  # CPU runs: torch threads per process; None = $MAXVIT_GAN_CPU_THREADS or cores / local processes
 
 

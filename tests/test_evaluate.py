@@ -12,7 +12,7 @@ import pytest
 from maxvit_gan.metrics.stand_ins import save_random_inception_weights
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY_RUN = ["experiment=smoke", "data.shapes_num_images=16", "train.kimg=0.032", "train.log_tensorboard=false"]
+TINY_RUN = ["experiment=smoke", "data.shapes_num_images=16", "train.kimg=0.032", "train.log_with=none"]
 
 
 def _py(args, tmp_path, extra_env=None):

@@ -76,7 +76,7 @@ def test_wheel_installs_and_runs_outside_the_checkout(venv):
     launch = [str(python), "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "1", "--num_machines", "1",
               "--mixed_precision", "no", "--dynamo_backend", "no"]  # fmt: skip
     _run([*launch, "-m", "maxvit_gan", "train", f"hydra.searchpath=[file://{work / 'my_conf'}]",
-          "experiment=tiny_run", "train.log_tensorboard=false", "run_dir=runs/a"], work, env)  # fmt: skip
+          "experiment=tiny_run", "train.log_with=none", "run_dir=runs/a"], work, env)  # fmt: skip
     run = work / "runs" / "a"
     assert (run / "generator_ema.safetensors").is_file()
     assert "experiment: tiny_run" in (run / "config_resolved.yaml").read_text()

@@ -16,7 +16,7 @@ def run_config(run_dir, *overrides):
     register_configs()
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose(config_name="train", overrides=["experiment=smoke", "data.shapes_num_images=64",
-                                                      "train.log_tensorboard=false", *overrides])  # fmt: skip
+                                                      "train.log_with=none", *overrides])  # fmt: skip
     cfg = OmegaConf.to_object(cfg)
     cfg.run_dir = str(run_dir)
     return cfg

@@ -44,6 +44,7 @@ from maxvit_gan.training.accelerator import build_accelerator
 from maxvit_gan.training.augment import diff_augment, parse_policy
 from maxvit_gan.training.fid_tracker import FIDTracker
 from maxvit_gan.training.losses import LOSSES, consistency_loss, d_loss, g_loss, r1_penalty
+from maxvit_gan.training.trackers import flat_config, log_image
 
 
 class NonFiniteLossError(RuntimeError):
@@ -100,30 +101,31 @@ def validate_config(cfg: RunConfig, world: int) -> None:
 
 
 class RunLogger:
-    """Rank 0 only: the StyleGAN-style lines (console and ``train.log``), metrics.jsonl,
-    TensorBoard, and a progress bar when the console is a terminal (never ``\\r`` fragments in
-    a SLURM or nohup log)."""
+    """Rank 0 only: the StyleGAN-style lines (console and ``train.log``), metrics.jsonl, the
+    trackers of ``train.log_with`` (scalars, sample grids, the config), and a progress bar when
+    the console is a terminal (never ``\\r`` fragments in a SLURM or nohup log)."""
 
-    def __init__(self, run_dir: RunDir, enabled: bool, total_kimg: float, start_kimg: float, tensorboard: bool):
+    def __init__(self, run_dir: RunDir, enabled: bool, total_kimg: float, start_kimg: float, accelerator=None, cfg=None):
         self.enabled = enabled
-        self.tb = None
         self.bar = None
+        self.accelerator = accelerator
         if not enabled:
             return
         run_dir.path.mkdir(parents=True, exist_ok=True)
         self.jsonl = open(run_dir.metrics_file, "a")
         self.log = open(run_dir.log_file, "a")
-        if tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self.tb = SummaryWriter(str(run_dir.tensorboard_dir))
-            except ImportError:  # tensorboard is a dependency, but keep training without it
-                self.tb = None
+        if accelerator is not None and accelerator.log_with and cfg is not None:
+            accelerator.init_trackers(
+                cfg.train.tracker_project, config=flat_config(cfg), init_kwargs=dict(cfg.train.tracker_kwargs)
+            )
         self.bar = tqdm(
             total=round(total_kimg, 3), initial=round(start_kimg, 3), unit="kimg", dynamic_ncols=True,
             disable=not sys.stderr.isatty(),
         )  # fmt: skip
+
+    @property
+    def trackers(self) -> list:
+        return list(self.accelerator.trackers) if self.enabled and self.accelerator is not None else []
 
     def line(self, text: str) -> None:
         if self.enabled:
@@ -137,14 +139,12 @@ class RunLogger:
             return
         self.jsonl.write(json.dumps(stats) + "\n")
         self.jsonl.flush()
-        if self.tb is not None:
-            for k, v in stats.items():
-                if isinstance(v, (int, float)) and k not in ("step",):
-                    self.tb.add_scalar(k, v, step)
+        scalars = {k: v for k, v in stats.items() if isinstance(v, (int, float)) and k != "step"}
+        for tracker in self.trackers:
+            tracker.log(scalars, step=step)
 
     def image(self, tag: str, pil_image, step: int) -> None:
-        if self.enabled and self.tb is not None:
-            self.tb.add_image(tag, np.asarray(pil_image), step, dataformats="HWC")
+        log_image(self.trackers, tag, pil_image, step)
 
     def advance(self, kimg: float) -> None:
         if self.bar is not None:
@@ -156,8 +156,10 @@ class RunLogger:
             self.bar.close()
             self.jsonl.close()
             self.log.close()
-            if self.tb is not None:
-                self.tb.close()
+            for tracker in self.trackers:
+                tracker.finish()
+            if self.accelerator is not None:
+                self.accelerator.trackers = []  # finished: end_training() must not finish them again
 
 
 class Trainer:
@@ -467,9 +469,7 @@ class Trainer:
         acc, t = self.accelerator, self.cfg.train
         resumed = self.resume()
         total_nimg = int(t.kimg * 1000)
-        logger = RunLogger(
-            self.run, acc.is_main_process, t.kimg, self.state["nimg"] / 1000, t.log_tensorboard
-        )
+        logger = RunLogger(self.run, acc.is_main_process, t.kimg, self.state["nimg"] / 1000, acc, self.cfg)
         if self.resume_note:
             logger.line(self.resume_note)
         logger.line(
