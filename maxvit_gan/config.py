@@ -157,6 +157,7 @@ def register_configs() -> None:
     cs.store(name="sample_schema", node=SampleConfig)
     cs.store(name="prepare_schema", node=PrepareConfig)
     cs.store(name="evaluate_schema", node=EvaluateConfig)
+    cs.store(name="export_schema", node=ExportConfig)
 
 
 @dataclass
@@ -186,6 +187,22 @@ class EvaluateConfig:
     out: str | None = None  # result JSON; default <run>/eval/<metric>-<ref>-<mode>-step<step>.json (./eval/ without a run dir)
     write_ref: str | None = None  # also save the reference statistics to this .npz
     metrics: EvalMetricsConfig = field(default_factory=EvalMetricsConfig)
+
+
+@dataclass
+class ExportConfig:
+    """``maxvit-gan export``: a generator -> a shareable folder (weights, config, model card); optionally pushed to the Hub."""
+
+    run: str | None = None  # a training run directory (or an export folder, .safetensors file, Hub id)
+    checkpoint: str | None = None  # latest | checkpoints/step-N | a .safetensors file (that checkpoint's EMA)
+    out: str | None = None  # the folder to write; None = <run>/export (a temporary folder for a push of a non-run)
+    push_to_hub: str | None = None  # USER/NAME: upload the folder as a Hugging Face Hub model repo (needs huggingface_hub)
+    private: bool = False  # a new Hub repo is private
+    commit_message: str | None = None  # Hub commit message
+    license: str = "apache-2.0"  # the weights' license, in the model card (a Hub license id; mind your data's terms)
+    seeds: Any = "0-31"  # the model card's sample grid
+    rows: int | None = None  # grid rows; None = one per class (conditional) or square-ish
+    truncation: float | None = None  # psi of the sample grid; None = no truncation
 
 
 def compose(config_name: str = "train", overrides: list[str] | tuple[str, ...] = ()) -> Any:

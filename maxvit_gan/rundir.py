@@ -11,7 +11,8 @@
       tensorboard/                  TensorBoard event files
       generator_ema.safetensors     the newest EMA generator, self-describing (what sampling reads)
       checkpoints/step-<step>/      accelerator.save_state + ema.safetensors + train_state.json
-      eval/<metric>-...json         results of scripts/evaluate.py
+      eval/<metric>-...json         results of `maxvit-gan evaluate`
+      export/                       `maxvit-gan export`'s default folder (model card, weights, config)
 
 The trainer writes through :class:`RunDir`; sampling, evaluation and the benchmarks read
 through it; no other module spells these names. :func:`load_generator` turns anything a
@@ -39,6 +40,7 @@ TENSORBOARD_DIR = "tensorboard"
 GENERATOR_FILE = "generator_ema.safetensors"
 CHECKPOINTS_DIR = "checkpoints"
 EVAL_DIR = "eval"
+EXPORT_DIR = "export"
 # inside a checkpoint directory
 CHECKPOINT_EMA_FILE = "ema.safetensors"  # the EMA state dict (weights only: the architecture is the run's)
 TRAIN_STATE_FILE = "train_state.json"  # step, kimg, epoch, position, best FID
@@ -133,6 +135,10 @@ class RunDir:
     def eval_dir(self) -> Path:
         return self.path / EVAL_DIR
 
+    @property
+    def export_dir(self) -> Path:
+        return self.path / EXPORT_DIR
+
     # ------------------------------------------------------------------ the resolved config
 
     def write_config(self, cfg) -> Path:
@@ -184,6 +190,36 @@ class RunDir:
             except (KeyError, ValueError, OSError, zipfile.BadZipFile):
                 return None
         return None
+
+    def latest_metrics(self) -> dict:
+        """What the run measured: ``training``, the newest FID-tracking row of metrics.jsonl
+        (kimg, step, fid*/kid*/is*), and ``evaluations``, one summary per ``eval/*.json``
+        (newest first). Empty dict when there is neither."""
+        import json
+
+        out: dict = {}
+        if self.metrics_file.is_file():
+            for line in reversed(self.metrics_file.read_text().splitlines()):
+                try:
+                    row = json.loads(line)
+                except ValueError:
+                    continue
+                scores = {k: v for k, v in row.items() if k.startswith(("fid", "kid", "is"))}
+                if scores:
+                    out["training"] = {"kimg": row.get("kimg"), "step": row.get("step"), **scores}
+                    break
+        evaluations = []
+        files = sorted(self.eval_dir.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True) if self.eval_dir.is_dir() else []
+        for path in files:
+            try:
+                result = json.loads(path.read_text())
+            except ValueError:
+                continue
+            keep = ("fid", "kid", "is", "precision", "recall", "num_samples", "mode", "reference", "generator", "date")
+            evaluations.append({k: v for k, v in result.items() if k.startswith(keep) and k != "is_std" and k != "kid_std"})
+        if evaluations:
+            out["evaluations"] = evaluations
+        return out
 
     def is_run(self) -> bool:
         return self.path.is_dir() and (self.generator_file.is_file() or self.has_config())

@@ -63,6 +63,7 @@ def _cwd(tmp_path, monkeypatch):
         (["evaluate", "run=x", "metrics.mode=clean"], "ERROR: metrics.mode: evaluate's feature mode is the top-level key"),
         (["prepare", "source=a", "dest=b.zip", "resolution=abc"], "ERROR: resolution: Value 'abc'"),
         (["prepare", "dest=b.zip", "resolution=8"], "ERROR: source: required, give source=..."),
+        (["export"], "ERROR: run: required"),
         (["nosuch"], "ERROR: unknown command 'nosuch'"),
     ],
 )  # fmt: skip
@@ -95,13 +96,14 @@ def test_offline_weights_message_is_the_first_thing_printed(tmp_path, run):
 # --------------------------------------------------------------------------- --help and the launcher's configs
 
 
-@pytest.mark.parametrize("command", ["train", "sample", "evaluate", "prepare"])
+@pytest.mark.parametrize("command", ["train", "sample", "evaluate", "prepare", "export"])
 def test_help_lists_only_what_the_command_takes(capsys, command):
     code, out, _ = _cli(capsys, command, "--help")
     assert code == 0 and f"maxvit-gan {command}" in out or out.strip(), out
     assert "accelerate:" not in out and "_schema" not in out and "powered by Hydra" not in out
     if command == "train":
         assert "model: b, l, s, tiny" in out and "data: folder, shapes, zip" in out and "experiment: " in out
+        assert "log_with: tensorboard" in out
     else:
         assert "== Groups" not in out and "model:" not in out.split("== Config")[1]
     if command == "evaluate":
@@ -180,7 +182,7 @@ def test_training_output_fits_a_log_file(tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
     env.pop("ACCELERATE_LOG_LEVEL", None)
     args = [sys.executable, "-m", "maxvit_gan", "train", "experiment=smoke", "data.shapes_num_images=32",
-            "train.tick_kimg=0.008", "train.checkpoint_kimg=0.016", "train.snapshot_kimg=1", "train.log_tensorboard=false",
+            "train.tick_kimg=0.008", "train.checkpoint_kimg=0.016", "train.snapshot_kimg=1", "train.log_with=none",
             "resume=auto", f"run_dir={run}"]  # fmt: skip
     first = subprocess.run([*args, "train.kimg=0.016"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert first.returncode == 0, first.stderr[-3000:]
