@@ -67,7 +67,7 @@ def sample_latents(seed: int, indices: Sequence[int], z_dim: int) -> tuple[torch
 def _progress(total: int, desc: str, enabled: bool):
     if not enabled or not sys.stderr.isatty():  # no bar in a log file (SLURM, nohup): it fills it with \r
         return None
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, unit="img", dynamic_ncols=True, leave=False)
 

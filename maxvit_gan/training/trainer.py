@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
+from tqdm import tqdm  # the bar shows on terminals only (RunLogger), so no notebook widget
 
 from maxvit_gan.config import RunConfig
 from maxvit_gan.data import build_dataset
