@@ -261,3 +261,21 @@ def test_dependencies_are_declared_where_they_are_used():
     assert set(extras) >= {"dev", "hub", "tensorboard"}
     setup = (ROOT / "scripts" / "setup_env.sh").read_text()
     assert 'pip install -q -e ".[dev]"' in setup
+
+
+def test_readme_commands_name_files_that_exist():
+    """Every file a README command names is in a fresh clone, and every command is one the tool has."""
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```bash\n(.*?)```", readme, re.S)
+    assert blocks
+    code = "\n".join(blocks)
+    paths = set(re.findall(r"(?<![\w/.])((?:scripts|conf|notebooks|docs|maxvit_gan)/[\w./-]+\.(?:py|sh|yaml|ipynb|md))", code))
+    assert "scripts/train_gan.py" in paths
+    assert not [p for p in paths if not (ROOT / p).exists()], [p for p in paths if not (ROOT / p).exists()]
+    from maxvit_gan.cli import COMMANDS
+
+    used = set(re.findall(r"maxvit-gan (\w+)", code)) | set(re.findall(r"-m maxvit_gan (\w+)", code))
+    assert used - {"<command>"} <= set(COMMANDS), used - set(COMMANDS)
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    for extra in re.findall(r'pip install (?:-e )?"\.\[([\w,]+)\]"', readme):
+        assert set(extra.split(",")) <= set(extras), extra
