@@ -202,6 +202,23 @@ def test_training_output_fits_a_log_file(tmp_path):
     assert not list(run.glob("*_gan.log"))
 
 
+@pytest.mark.slow
+def test_accelerate_launch_of_the_module_with_two_processes(tmp_path):
+    """`accelerate launch -m maxvit_gan train` forms one process group and one run directory; the
+    launcher's mixed precision, overridden by the config, is said once."""
+    run = tmp_path / "run"
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT), ACCELERATE_USE_CPU="1")
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+           "--mixed_precision", "bf16", "--dynamo_backend", "no", "--main_process_port", "0",
+           "-m", "maxvit_gan", "train", "experiment=smoke", "data.shapes_num_images=32", "train.kimg=0.016",
+           "train.tick_kimg=0.016", "train.snapshot_kimg=1", f"run_dir={run}"]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert proc.stdout.count("Starting at kimg 0.000 (step 0); 2 process(es)") == 1, proc.stdout
+    assert proc.stderr.count("the launcher asked for mixed precision 'bf16'") == 1
+    assert (run / "generator_ema.safetensors").is_file() and list((run / "tensorboard").glob("events.out.*"))
+
+
 def test_readme_tells_about_accelerate_config():
     readme = (ROOT / "README.md").read_text()
     assert "accelerate config" in readme and "maxvit-gan train" in readme

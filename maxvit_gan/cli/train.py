@@ -15,7 +15,7 @@ from maxvit_gan.cli.common import UsageError, run_command
 
 def task(dcfg) -> None:
     from accelerate import PartialState
-    from accelerate.utils import broadcast_object_list
+    from accelerate.utils import broadcast_object_list, parse_flag_from_env
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import OmegaConf
 
@@ -24,7 +24,8 @@ def task(dcfg) -> None:
     from maxvit_gan.training.trainer import Trainer
 
     cfg = OmegaConf.to_object(dcfg)
-    state = PartialState()  # the process group, before anything is broadcast
+    # the process group, before anything is broadcast (as Accelerator would: --cpu arrives as ACCELERATE_USE_CPU)
+    state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))
     run_dir = [HydraConfig.get().runtime.output_dir if state.is_main_process else None]
     broadcast_object_list(run_dir)  # every rank uses rank 0's directory
     if cfg.run_dir is not None and Path(cfg.run_dir).resolve() != Path(run_dir[0]).resolve():
