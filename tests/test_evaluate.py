@@ -128,6 +128,7 @@ def _eval(tmp, **kw):
 
 def test_evaluate_takes_every_generator_source(sources, monkeypatch):
     tmp, ref = sources["tmp"], str(sources["ref"])
+    monkeypatch.chdir(tmp)  # a Hub model's result goes to ./eval/
     by_run = _eval(tmp, run=str(sources["run"]), ref=ref)
     assert Path(by_run["json"]).parent == sources["run"] / "eval" and by_run["generator"]["step"] == 12
     assert {"fid16", "kid", "precision", "recall", "is"} <= by_run.keys()
@@ -143,7 +144,7 @@ def test_evaluate_takes_every_generator_source(sources, monkeypatch):
     monkeypatch.setattr(hub, "hf_hub_download", lambda repo_id, filename, **kw: str(sources["export"] / filename))
     res = _eval(tmp, run="someone/maxvit-gan-shapes", ref=ref)
     assert res["fid16"] == pytest.approx(by_run["fid16"], rel=1e-9)
-    assert Path(res["json"]).parent.name == "eval" and "maxvit-gan-shapes" in Path(res["json"]).name
+    assert Path(res["json"]).parent.resolve() == (tmp / "eval").resolve() and "maxvit-gan-shapes" in Path(res["json"]).name
 
 
 def test_evaluate_a_folder_of_images_against_another(tmp_path, monkeypatch):
