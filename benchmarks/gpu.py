@@ -668,12 +668,12 @@ def sec_sdpa(run: Run) -> dict:
 
 
 def imagenet_config(run: Run, preset: str, run_dir: Path, **train):
-    """The imagenet128 experiment (conf/experiment/imagenet.yaml) on procedural shapes, one
+    """The imagenet128 experiment (maxvit_gan/conf/experiment/imagenet.yaml) on procedural shapes, one
     process, micro-batch = global batch (no accumulation), no FID, no TensorBoard."""
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from maxvit_gan.config import register_configs
+    from maxvit_gan.config import CONFIG_DIR, register_configs
 
     plan = run.plan
     register_configs()
@@ -687,11 +687,11 @@ def imagenet_config(run: Run, preset: str, run_dir: Path, **train):
         f"data.num_workers={plan.workers}",
         f"data.shapes_num_images={max(256, 4 * plan.micro_batch * plan.trainer_steps)}",
         "metrics.fid.every_kimg=0",
-        "train.log_tensorboard=false",
+        "train.log_with=none",
         f"train.batch_size={plan.micro_batch}",
         "train.grad_accum=1",
     ]
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = OmegaConf.to_object(compose(config_name="train", overrides=overrides))
     cfg.run_dir = str(run_dir)
     cfg.train.cpu_threads = torch.get_num_threads()

@@ -225,7 +225,7 @@ def measure_speed(archs: list[str], threads: int, kimg: float = 1.0, repeats: in
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from maxvit_gan.config import register_configs
+    from maxvit_gan.config import CONFIG_DIR, register_configs
     from maxvit_gan.training.trainer import Trainer
 
     register_configs()
@@ -234,8 +234,8 @@ def measure_speed(archs: list[str], threads: int, kimg: float = 1.0, repeats: in
         for r in range(repeats):
             for arch in archs:
                 overrides = run_overrides(arch, 0, kimg, threads) + ["train.snapshot_kimg=1000", "train.checkpoint_kimg=1000",
-                                                                     "train.log_tensorboard=false"]  # fmt: skip
-                with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+                                                                     "train.log_with=none"]  # fmt: skip
+                with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
                     cfg = OmegaConf.to_object(compose(config_name="train", overrides=overrides))
                 cfg.run_dir = f"{tmp}/{arch}-{r}"
                 AcceleratorState._reset_state(True)

@@ -1,17 +1,22 @@
 """Typed configuration schemas (dataclasses).
 
-Every node of `conf/` is validated against these: a key that is not a field here is an
-error naming the key. This module imports nothing from Hydra at import time; call
-`register_configs()` (scripts do) to put the schemas into Hydra's ConfigStore.
+Every node of the Hydra configs (``maxvit_gan/conf/``, shipped in the package) is validated
+against these: a key that is not a field here is an error naming the key. This module imports
+nothing from Hydra at import time; call `register_configs()` (the commands do) to put the
+schemas into Hydra's ConfigStore, or `compose()` for a typed config in Python.
 `training`, `metrics`, `data` take these dataclasses, never a Hydra `DictConfig`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from maxvit_gan.models.config import ModelConfig  # noqa: F401  (re-exported: part of the schema)
+
+CONFIG_MODULE = "maxvit_gan.conf"  # the Hydra configs: pkg://maxvit_gan.conf
+CONFIG_DIR = Path(__file__).resolve().parent / "conf"
 
 
 @dataclass
@@ -101,13 +106,15 @@ class TrainConfig:
     channels_last: bool = False  # channels_last memory format for G and D
     nan_policy: str = "stop"  # stop | skip: what a non-finite loss does
     max_skipped_steps: int = 10  # with nan_policy=skip: stop after this many skipped steps
-    log_tensorboard: bool = True
+    log_with: str | None = "tensorboard"  # trackers (Accelerate): tensorboard, wandb, mlflow, aim, comet_ml, ... comma-separated, all, none
+    tracker_project: str = "maxvit-gan"  # project name for W&B, MLflow, Comet, ... (TensorBoard writes to <run>/tensorboard)
+    tracker_kwargs: dict[str, Any] = field(default_factory=dict)  # per tracker init arguments: +train.tracker_kwargs.wandb.entity=me
     cpu_threads: int | None = None  # CPU runs: torch threads per process; None = $MAXVIT_GAN_CPU_THREADS or cores / local processes
 
 
 @dataclass
 class RunConfig:
-    """The whole training job (conf/train.yaml)."""
+    """The whole training job (maxvit_gan/conf/train.yaml)."""
 
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -149,22 +156,70 @@ def register_configs() -> None:
     cs.store(name="run_schema", node=RunConfig)
     cs.store(name="sample_schema", node=SampleConfig)
     cs.store(name="prepare_schema", node=PrepareConfig)
-    cs.store(group="model", name="model_schema", node=ModelConfig)
-    cs.store(group="data", name="data_schema", node=DataConfig)
     cs.store(name="evaluate_schema", node=EvaluateConfig)
+    cs.store(name="export_schema", node=ExportConfig)
+
+
+@dataclass
+class EvalMetricsConfig:
+    """``evaluate``'s ``metrics.*`` (the feature mode is the top-level ``mode``)."""
+
+    inception_weights: str | None = None  # local weights file; None = download + cache on first use
+    cache_dir: str | None = None  # reference statistics cache; None = ~/.cache/maxvit_gan
+    kid: bool = True
+    inception_score: bool = True  # generators only
+    precision_recall: bool = True  # k=3 (StyleGAN2-ADA's definition) on the features kept for KID
 
 
 @dataclass
 class EvaluateConfig:
-    """`scripts/evaluate.py`: FID (+ KID, IS) of a run's EMA generator."""
+    """``maxvit-gan evaluate``: FID (+ KID, IS, precision/recall) of a generator or of a folder of images."""
 
-    run: str = "???"  # run directory (config_resolved.yaml + generator_ema.safetensors)
-    checkpoint: str | None = None  # a .safetensors generator file instead of the run's generator_ema
-    num_samples: int = 50000  # generated images (FID50k is the paper protocol)
-    ref: str = "dataset"  # dataset (the run's training data) | PATH.npz (ADM / clean-fid / ours) | a folder or .zip | imagenet128 | imagenet256
+    run: str | None = None  # the generator: run dir, save_pretrained/export folder, .safetensors file or Hub id user/name
+    checkpoint: str | None = None  # with run=: latest | checkpoints/step-N | a .safetensors file (that checkpoint's EMA)
+    fake: str | None = None  # instead of a generator: a folder or .zip of images to score against ref
+    ref: str = "dataset"  # dataset (the run's training data) | a folder or .zip | PATH.npz (ADM / clean-fid / write_ref) | imagenet64|128|256
+    num_samples: int | None = None  # generated images, None = 50000 (FID50k, the paper protocol); fake=: a fixed random subset, None = all
+    resolution: int | None = None  # side folders and zips are center-cropped to; None = the generator's, or the first fake image's
     mode: str = "tf"  # tf (TF-Inception, paper protocol) | clean (clean-fid)
     batch_size: int = 64  # per process
     seed: int = 0  # noise seed of the generated samples
-    out: str | None = None  # result JSON; default <run>/eval/<metric>-<ref>-<mode>-step<step>.json
+    out: str | None = None  # result JSON; default <run>/eval/<metric>-<ref>-<mode>-step<step>.json (./eval/ without a run dir)
     write_ref: str | None = None  # also save the reference statistics to this .npz
-    metrics: MetricsConfig = field(default_factory=MetricsConfig)  # inception_weights, cache_dir, kid, inception_score
+    metrics: EvalMetricsConfig = field(default_factory=EvalMetricsConfig)
+
+
+@dataclass
+class ExportConfig:
+    """``maxvit-gan export``: a generator -> a shareable folder (weights, config, model card); optionally pushed to the Hub."""
+
+    run: str | None = None  # a training run directory (or an export folder, .safetensors file, Hub id)
+    checkpoint: str | None = None  # latest | checkpoints/step-N | a .safetensors file (that checkpoint's EMA)
+    out: str | None = None  # the folder to write; None = <run>/export (a temporary folder for a push of a non-run)
+    push_to_hub: str | None = None  # USER/NAME: upload the folder as a Hugging Face Hub model repo (needs huggingface_hub)
+    private: bool = False  # a new Hub repo is private
+    commit_message: str | None = None  # Hub commit message
+    license: str = "apache-2.0"  # the weights' license, in the model card (a Hub license id; mind your data's terms)
+    seeds: Any = "0-31"  # the model card's sample grid
+    rows: int | None = None  # grid rows; None = one per class (conditional) or square-ish
+    truncation: float | None = None  # psi of the sample grid; None = no truncation
+
+
+def compose(config_name: str = "train", overrides: list[str] | tuple[str, ...] = ()) -> Any:
+    """The typed config of a command (``train`` -> RunConfig, ``sample`` -> SampleConfig, ...)
+    with command-line style overrides, composed from the packaged configs as the command does::
+
+        cfg = compose("train", ["experiment=smoke", "train.kimg=0.1"])
+    """
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
+
+    register_configs()
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
+            return OmegaConf.to_object(hydra_compose(config_name=config_name, overrides=list(overrides)))
+    finally:
+        GlobalHydra.instance().clear()

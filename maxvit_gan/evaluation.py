@@ -1,12 +1,19 @@
-"""Evaluate a trained generator as papers do: FID (+ KID, IS) of N samples against a reference.
+"""Evaluate as papers do: FID (+ KID, IS, precision/recall) of N samples against a reference.
 
-References (`ref=`):
+What is scored (the "fake" side):
+  run=...          a generator, from anything ``maxvit_gan.rundir.load_generator`` reads: a training
+                   run directory (``checkpoint=latest`` / ``checkpoints/step-N`` / a .safetensors for
+                   a checkpoint's EMA), a save_pretrained / export folder, a .safetensors file, or a
+                   Hugging Face Hub repo id; ``num_samples`` images (default 50,000)
+  fake=DIR|ZIP     a folder or zip of images (clean-fid's ``compute_fid(dir1, dir2)``,
+                   torch-fidelity's ``--input1 --input2``)
+References (``ref=``):
   dataset          statistics of the run's own training data (cached by content hash)
   PATH.npz         an ADM reference batch (VIRTUAL_imagenet{128,256}_labeled.npz), a clean-fid
-                   statistics file, or a file written by `write_ref=`
-  PATH (folder/zip) statistics of that dataset at the run's resolution (cached)
-  imagenet128/256  the ADM reference batch, from metrics.cache_dir (downloaded once if online)
-Every function here is collective under `accelerate launch`: call it on every rank.
+                   statistics file, or a file written by ``write_ref=``
+  PATH (folder/zip) statistics of those images at the fake side's resolution (cached)
+  imagenet64/128/256  the ADM reference batch, from metrics.cache_dir (downloaded once if online)
+Every function here is collective under ``accelerate launch``: call it on every rank.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from maxvit_gan.data import build_dataset
 from maxvit_gan.metrics import (
     LabelSampler,
     build_feature_extractor,
+    compute_dataset_stats,
     compute_generator_stats,
     compute_metrics,
     fid_key,
@@ -34,15 +42,16 @@ from maxvit_gan.metrics import (
     reference_stats_for_dataset,
     save_reference,
 )
+from maxvit_gan.metrics.features import MODES
 from maxvit_gan.metrics.reference import default_cache_dir
-from maxvit_gan.models import read_generator_metadata
-from maxvit_gan.rundir import RunDir, load_generator
+from maxvit_gan.rundir import EVAL_DIR, RunDir, is_hub_id, load_generator
 
 ADM_REFS = {
     "imagenet64": "https://openaipublic.blob.core.windows.net/diffusion/jul-2021/ref_batches/imagenet/64/VIRTUAL_imagenet64_labeled.npz",
     "imagenet128": "https://openaipublic.blob.core.windows.net/diffusion/jul-2021/ref_batches/imagenet/128/VIRTUAL_imagenet128_labeled.npz",
     "imagenet256": "https://openaipublic.blob.core.windows.net/diffusion/jul-2021/ref_batches/imagenet/256/VIRTUAL_imagenet256_labeled.npz",
 }
+DEFAULT_NUM_SAMPLES = 50000  # FID50k: the paper protocol
 
 
 def _adm_reference(name: str, cache_dir: str | None) -> Path:
@@ -62,7 +71,45 @@ def _adm_reference(name: str, cache_dir: str | None) -> Path:
     return path
 
 
-def resolve_reference(cfg: EvaluateConfig, run_data: DataConfig, extractor, device):
+def images_dataset(path: str | os.PathLike, resolution: int | None, max_images: int | None = None, key: str = "fake"):
+    """A folder or zip of images as a dataset of uint8 [3, R, R] (ADM center crop to R; images
+    already R x R pass unchanged). ``resolution=None``: the first image's (short) side."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(f"{key}={path}: no such folder or zip")
+    name = "zip" if path.is_file() else "folder"
+    if resolution is None:
+        resolution = _first_image_side(path, key)
+    try:
+        return build_dataset(DataConfig(name=name, path=str(path), resolution=resolution, conditional=False,
+                                        max_images=max_images, num_workers=0))  # fmt: skip
+    except (FileNotFoundError, ValueError) as err:
+        raise type(err)(f"{key}={path}: {str(err).removeprefix('data.path: ')}") from None
+
+
+def _first_image_side(path: Path, key: str) -> int:
+    from PIL import Image
+
+    from maxvit_gan.data.datasets import ZipDataset, list_image_files
+
+    if path.is_file():
+        return ZipDataset(str(path), resolution=None, use_labels=False).resolution
+    files = list_image_files(str(path))
+    if not files:
+        raise ValueError(f"{key}={path}: no images (.png, .jpg, .jpeg, .webp, .bmp) in the folder")
+    with Image.open(path / files[0]) as img:
+        return min(img.size)
+
+
+def _run_data(source: str | None, generator) -> DataConfig | None:
+    """The training data of the generator's run: from a run directory, or from an export's metadata."""
+    if source is not None and not is_hub_id(source) and RunDir(source).has_config():
+        return RunDir(source).data_config()
+    data = (getattr(generator, "metadata", None) or {}).get("data")
+    return DataConfig(**data) if isinstance(data, dict) else None
+
+
+def resolve_reference(cfg: EvaluateConfig, run_data: DataConfig | None, resolution: int, extractor, device):
     """-> (FeatureStats, description of the reference for the JSON)."""
     ref = cfg.ref
     common = dict(cache_dir=cfg.metrics.cache_dir, batch_size=cfg.batch_size, device=device)
@@ -70,69 +117,125 @@ def resolve_reference(cfg: EvaluateConfig, run_data: DataConfig, extractor, devi
         path = _adm_reference(ref, cfg.metrics.cache_dir)
         return load_reference(path), {"kind": "adm", "name": ref, "path": str(path)}
     if ref == "dataset":
-        dataset = build_dataset(run_data)
+        if run_data is None:
+            raise ValueError(
+                "ref=dataset: the training data is known only for a training run directory (or an export of "
+                "one); give ref=DIR, ref=ZIP, ref=PATH.npz or ref=imagenet128"
+            )
+        dataset = build_dataset(replace(run_data, num_workers=0))
         stats = reference_stats_for_dataset(dataset, extractor, **common)
         return stats, {"kind": "dataset", "data": asdict(run_data), "n": stats.n, "cache": stats.path}
     path = Path(ref).expanduser()
     if path.suffix == ".npz":
         return load_reference(path), {"kind": "file", "path": str(path)}
     if not path.exists():
-        raise FileNotFoundError(f"ref={ref}: not 'dataset', an ImageNet name ({', '.join(ADM_REFS)}), nor an existing path")
-    data = replace(run_data, name="zip" if path.is_file() else "folder", path=str(path), max_images=None)
-    stats = reference_stats_for_dataset(build_dataset(data), extractor, **common)
-    return stats, {"kind": data.name, "path": str(path), "n": stats.n, "cache": stats.path}
+        raise FileNotFoundError(
+            f"ref={ref}: not 'dataset', an ImageNet name ({', '.join(ADM_REFS)}), nor an existing folder, zip or .npz"
+        )
+    dataset = images_dataset(path, resolution, key="ref")
+    stats = reference_stats_for_dataset(dataset, extractor, **common)
+    return stats, {"kind": "zip" if path.is_file() else "folder", "path": str(path), "n": stats.n, "cache": stats.path}
 
 
-def evaluate(cfg: EvaluateConfig, device: torch.device, is_main: bool, world_size: int) -> dict:
-    run = RunDir(cfg.run)
-    gen_path = Path(cfg.checkpoint).expanduser() if cfg.checkpoint else run.generator_file
-    if not gen_path.is_file():
-        raise FileNotFoundError(f"no generator weights at {gen_path} (checkpoint= or run=)")
-    run_data = run.data_config()
-    generator = load_generator(gen_path, device=device).float()
-    gen_meta = read_generator_metadata(gen_path)
-    extractor = build_feature_extractor(cfg.mode, cfg.metrics.inception_weights, device)
+def check_config(cfg: EvaluateConfig) -> None:
+    if cfg.mode not in MODES:
+        raise ValueError(f"mode: {cfg.mode!r}; choose one of {', '.join(MODES)}")
+    if (cfg.run is None) == (cfg.fake is None):
+        raise ValueError(
+            "run= or fake=: give exactly one (run: a run directory, export folder, .safetensors or Hub id; "
+            "fake: a folder or zip of images)"
+        )
+    if cfg.fake is not None and cfg.checkpoint is not None:
+        raise ValueError("checkpoint: goes with run= (a generator), not with fake=")
+    if cfg.num_samples is not None and cfg.num_samples < 2:
+        raise ValueError(f"num_samples: at least 2 images are needed for a covariance, got {cfg.num_samples}")
+    if cfg.batch_size < 1:
+        raise ValueError(f"batch_size: must be >= 1, got {cfg.batch_size}")
+
+
+def evaluate(
+    cfg: EvaluateConfig, device: torch.device | str = "cpu", is_main: bool = True, world_size: int = 1, extractor=None
+) -> dict:
+    """Score ``cfg.run`` (a generator) or ``cfg.fake`` (images) against ``cfg.ref``; write the JSON
+    (main process) and return the result. ``extractor``: the feature network (default: Inception
+    in ``cfg.mode``; tests pass a small one)."""
+    check_config(cfg)
+    device = torch.device(device)
+    if extractor is None:  # first: without weights, nothing else is worth doing (and the message says why)
+        extractor = build_feature_extractor(cfg.mode, cfg.metrics.inception_weights, device)
     t0 = time.time()
-    reference, ref_info = resolve_reference(cfg, run_data, extractor, device)
+    generator, fake_images, run_data = None, None, None
+    if cfg.run is not None:
+        generator = load_generator(cfg.run, cfg.checkpoint, device).float()
+        resolution = generator.resolution
+        run_data = _run_data(cfg.run, generator)
+    else:
+        fake_images = images_dataset(cfg.fake, cfg.resolution, cfg.num_samples)
+        resolution = fake_images.resolution
+    if cfg.resolution is not None and generator is not None and cfg.resolution != resolution:
+        raise ValueError(f"resolution: the generator makes {resolution} px images; drop resolution= or set it to {resolution}")
+    reference, ref_info = resolve_reference(cfg, run_data, resolution, extractor, device)
     if cfg.write_ref and is_main:
         save_reference(cfg.write_ref, reference.mu, reference.sigma, reference.n, reference.meta, reference.kid_features)
-    sampler = None
-    if generator.num_classes:
-        try:  # fake labels with the training data's class frequencies
-            sampler = LabelSampler(np.asarray(build_dataset(run_data).labels))
-        except (FileNotFoundError, ValueError):
-            sampler = LabelSampler.uniform(generator.num_classes)
-    fake = compute_generator_stats(
-        generator, cfg.num_samples, cfg.batch_size, extractor, device=device, seed=cfg.seed,
-        label_sampler=sampler, progress=is_main,
-    )  # fmt: skip
-    scores = compute_metrics(fake, reference)
+
+    if generator is not None:
+        num = cfg.num_samples or DEFAULT_NUM_SAMPLES
+        sampler = None
+        if generator.num_classes:
+            try:  # fake labels with the training data's class frequencies
+                sampler = LabelSampler(np.asarray(build_dataset(run_data).labels)) if run_data else None
+            except (FileNotFoundError, ValueError):
+                sampler = None
+            sampler = sampler or LabelSampler.uniform(generator.num_classes)
+        fake = compute_generator_stats(
+            generator, num, cfg.batch_size, extractor, device=device, seed=cfg.seed, label_sampler=sampler,
+            progress=is_main,
+        )  # fmt: skip
+        meta = getattr(generator, "metadata", None) or {}
+        what = {"generator": {"source": str(cfg.run), "checkpoint": cfg.checkpoint, "step": meta.get("step"),
+                              "kimg": meta.get("kimg")}, "seed": cfg.seed}  # fmt: skip
+    else:
+        num = len(fake_images)
+        fake = compute_dataset_stats(fake_images, extractor, batch_size=cfg.batch_size, device=device, is_splits=10 if num >= 10 else None, progress=is_main)  # fmt: skip
+        what = {"fake": {"path": str(cfg.fake), "n": num, "resolution": resolution}}
+    scores = compute_metrics(fake, reference, precision_recall=cfg.metrics.precision_recall)
     if not cfg.metrics.kid:
         scores = {k: v for k, v in scores.items() if not k.startswith("kid")}
     if not cfg.metrics.inception_score:
         scores = {k: v for k, v in scores.items() if not k.startswith("is")}
-    key = fid_key(cfg.num_samples)
+    key = fid_key(num)
     result = {
         key: scores["fid"],
         **{k: v for k, v in scores.items() if k != "fid"},
-        "num_samples": cfg.num_samples,
+        "num_samples": num,
         "mode": cfg.mode,
         "network": extractor.network_id,
         "reference": {**ref_info, "n": reference.n},
-        "generator": {"path": str(gen_path), "step": gen_meta.get("step"), "kimg": gen_meta.get("kimg")},
-        "seed": cfg.seed,
+        **what,
+        "feature_subset": None if fake.kid_features is None else len(fake.kid_features),  # KID and precision/recall
         "batch_size": cfg.batch_size,
         "world_size": world_size,
         "seconds": round(time.time() - t0, 1),
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
         "versions": {"maxvit_gan": __version__, "torch": torch.__version__, "python": platform.python_version()},
-        "command": f"scripts/evaluate.py run={cfg.run} num_samples={cfg.num_samples} ref={cfg.ref} mode={cfg.mode} seed={cfg.seed}",
+        "command": "maxvit-gan evaluate " + " ".join(
+            f"{k}={v}" for k, v in (("run", cfg.run), ("checkpoint", cfg.checkpoint), ("fake", cfg.fake),
+                                    ("num_samples", cfg.num_samples), ("ref", cfg.ref), ("mode", cfg.mode),
+                                    ("seed", cfg.seed)) if v is not None  # fmt: skip
+        ),
     }
     if is_main:
-        out = Path(cfg.out) if cfg.out else run.eval_dir / (
-            f"{key}-{Path(str(cfg.ref)).stem}-{cfg.mode}-step{gen_meta.get('step', 'na')}.json"
-        )
+        out = Path(cfg.out) if cfg.out else _default_out(cfg, key, result)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, indent=1, default=str))
         result["json"] = str(out)
     return result
+
+
+def _default_out(cfg: EvaluateConfig, key: str, result: dict) -> Path:
+    ref = Path(str(cfg.ref)).stem
+    if cfg.run is not None and not is_hub_id(cfg.run) and RunDir(cfg.run).is_run():
+        step = result["generator"]["step"]
+        return RunDir(cfg.run).eval_dir / f"{key}-{ref}-{cfg.mode}-step{step if step is not None else 'na'}.json"
+    name = Path(str(cfg.run or cfg.fake)).name or "fake"
+    return Path(EVAL_DIR) / f"{key}-{name}-vs-{ref}-{cfg.mode}.json"

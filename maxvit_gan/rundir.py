@@ -5,12 +5,14 @@
     <run>/
       config_resolved.yaml          the full configuration of the run
       metrics.jsonl                 one JSON line per tick (and per FID evaluation)
+      train.log                     the lines training prints (start, ticks, FID, stop), appended on resume
       samples/reals.png             a grid of reals
       samples/fakes<kimg>.png       fixed-seed grids of the EMA generator
       tensorboard/                  TensorBoard event files
       generator_ema.safetensors     the newest EMA generator, self-describing (what sampling reads)
       checkpoints/step-<step>/      accelerator.save_state + ema.safetensors + train_state.json
-      eval/<metric>-...json         results of scripts/evaluate.py
+      eval/<metric>-...json         results of `maxvit-gan evaluate`
+      export/                       `maxvit-gan export`'s default folder (model card, weights, config)
 
 The trainer writes through :class:`RunDir`; sampling, evaluation and the benchmarks read
 through it; no other module spells these names. :func:`load_generator` turns anything a
@@ -31,12 +33,14 @@ from maxvit_gan.models.pretrained import read_generator_metadata
 
 CONFIG_FILE = "config_resolved.yaml"
 METRICS_FILE = "metrics.jsonl"
+LOG_FILE = "train.log"
 SAMPLES_DIR = "samples"
 REALS_GRID = "reals.png"
 TENSORBOARD_DIR = "tensorboard"
 GENERATOR_FILE = "generator_ema.safetensors"
 CHECKPOINTS_DIR = "checkpoints"
 EVAL_DIR = "eval"
+EXPORT_DIR = "export"
 # inside a checkpoint directory
 CHECKPOINT_EMA_FILE = "ema.safetensors"  # the EMA state dict (weights only: the architecture is the run's)
 TRAIN_STATE_FILE = "train_state.json"  # step, kimg, epoch, position, best FID
@@ -92,6 +96,10 @@ class RunDir:
         return self.path / METRICS_FILE
 
     @property
+    def log_file(self) -> Path:
+        return self.path / LOG_FILE
+
+    @property
     def samples_dir(self) -> Path:
         return self.path / SAMPLES_DIR
 
@@ -141,6 +149,10 @@ class RunDir:
     @property
     def eval_dir(self) -> Path:
         return self.path / EVAL_DIR
+
+    @property
+    def export_dir(self) -> Path:
+        return self.path / EXPORT_DIR
 
     # ------------------------------------------------------------------ the resolved config
 
@@ -194,6 +206,36 @@ class RunDir:
                 return None
         return None
 
+    def latest_metrics(self) -> dict:
+        """What the run measured: ``training``, the newest FID-tracking row of metrics.jsonl
+        (kimg, step, fid*/kid*/is*), and ``evaluations``, one summary per ``eval/*.json``
+        (newest first). Empty dict when there is neither."""
+        import json
+
+        out: dict = {}
+        if self.metrics_file.is_file():
+            for line in reversed(self.metrics_file.read_text().splitlines()):
+                try:
+                    row = json.loads(line)
+                except ValueError:
+                    continue
+                scores = {k: v for k, v in row.items() if k.startswith(("fid", "kid", "is"))}
+                if scores:
+                    out["training"] = {"kimg": row.get("kimg"), "step": row.get("step"), **scores}
+                    break
+        evaluations = []
+        files = sorted(self.eval_dir.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True) if self.eval_dir.is_dir() else []
+        for path in files:
+            try:
+                result = json.loads(path.read_text())
+            except ValueError:
+                continue
+            keep = ("fid", "kid", "is", "precision", "recall", "num_samples", "mode", "reference", "generator", "date")
+            evaluations.append({k: v for k, v in result.items() if k.startswith(keep) and k != "is_std" and k != "kid_std"})
+        if evaluations:
+            out["evaluations"] = evaluations
+        return out
+
     def is_run(self) -> bool:
         return self.path.is_dir() and (self.generator_file.is_file() or self.has_config())
 
@@ -209,8 +251,9 @@ def _is_pretrained_dir(path: Path) -> bool:
 
 def class_names(source: str | os.PathLike | None) -> list[str] | None:
     """Class names of a run or an exported model: the metadata of a ``save_pretrained`` folder
-    or generator file, else the run's ``config_resolved.yaml``. None when unknown."""
-    if source is None:
+    or generator file, else the run's ``config_resolved.yaml``. None when unknown (or a Hub id:
+    load it, then read ``G.metadata``)."""
+    if source is None or is_hub_id(str(source)):
         return None
     from maxvit_gan.models.pretrained import read_metadata
 
@@ -222,25 +265,59 @@ def class_names(source: str | os.PathLike | None) -> list[str] | None:
     return RunDir(path).class_names() if path.is_dir() else None
 
 
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
+
+
+def is_hub_id(source: str | os.PathLike | None) -> bool:
+    """``user/name`` that is not a local path: a Hugging Face Hub model repo id."""
+    return isinstance(source, str) and bool(_HUB_ID.match(source)) and not Path(source).expanduser().exists()
+
+
+def _with_run_metadata(G: Generator, run: RunDir, weights: Path | None = None) -> Generator:
+    """Add what the run knows to ``G.metadata``: class names and, for a checkpoint's weights,
+    that checkpoint's step and kimg (so an export or an evaluation names the right step)."""
+    meta = dict(getattr(G, "metadata", None) or {})
+    if not meta.get("class_names") and G.num_classes:
+        names = run.class_names()
+        if names and len(names) == G.num_classes:
+            meta["class_names"] = names
+    state_file = weights.parent / TRAIN_STATE_FILE if weights is not None else None
+    if state_file is not None and state_file.is_file():
+        import json
+
+        state = json.loads(state_file.read_text())
+        meta.update({k: state[k] for k in ("step", "kimg") if k in state})
+        meta["checkpoint"] = weights.parent.name
+    G.metadata = meta
+    return G
+
+
 def load_generator(
     source: str | os.PathLike | None = None,
     checkpoint: str | os.PathLike | None = None,
     device: str | torch.device = "cpu",
+    **hub_kwargs,
 ) -> Generator:
     """An eval-mode generator from any source; errors name the key (``run:`` / ``checkpoint:``).
 
     ``source``: a training run directory (its ``generator_ema.safetensors``), a
-    ``save_pretrained`` folder or a self-describing ``.safetensors`` file (a Hugging Face Hub
-    repo id: ``Generator.from_pretrained``). ``checkpoint``: the EMA weights of a checkpoint instead: ``latest``, a
+    ``save_pretrained`` folder, a self-describing ``.safetensors`` file, or a Hugging Face Hub
+    repo id ``user/name`` (``Generator.from_pretrained``; ``hub_kwargs`` such as ``revision``
+    go to the download). ``checkpoint``: the EMA weights of a checkpoint instead: ``latest``, a
     ``checkpoints/step-N`` directory (absolute, or relative to the run), or a ``.safetensors``
     file; a weights-only file takes its architecture from the run's generator.
+    ``G.metadata`` holds the step, kimg and class names when they are known.
     """
     run_path = Path(source).expanduser() if source is not None else None
     if run_path is not None:
         if not run_path.exists():
+            if is_hub_id(str(source)):
+                if checkpoint is not None:
+                    raise ValueError(f"checkpoint: a Hub model ({source}) has no checkpoints; drop checkpoint=")
+                return _from_hub(str(source), device, hub_kwargs)
             raise FileNotFoundError(
                 f"run: no such directory or file: {source} (expected a training run directory with "
-                f"{GENERATOR_FILE}, a save_pretrained folder or a .safetensors file)"
+                f"{GENERATOR_FILE}, a save_pretrained folder, a .safetensors file or a Hub repo id user/name)"
             )
         if run_path.is_dir() and not (RunDir(run_path).generator_file.is_file() or _is_pretrained_dir(run_path)):
             raise FileNotFoundError(
@@ -250,10 +327,12 @@ def load_generator(
     if checkpoint is None:
         if run_path is None:
             raise ValueError(
-                "run: required (a training run directory, a save_pretrained directory or a .safetensors file)"
+                "run: required (a training run directory, a save_pretrained directory, a .safetensors file "
+                "or a Hub repo id)"
             )
-        target = run_path if run_path.is_file() or _is_pretrained_dir(run_path) else RunDir(run_path).generator_file
-        return Generator.from_pretrained(target, device=device)
+        if run_path.is_file() or _is_pretrained_dir(run_path):
+            return Generator.from_pretrained(run_path, device=device)
+        return _with_run_metadata(Generator.from_pretrained(RunDir(run_path).generator_file, device=device), RunDir(run_path))
 
     ckpt = _resolve_checkpoint(str(checkpoint), run_path)
     weights = ckpt / CHECKPOINT_EMA_FILE if ckpt.is_dir() else ckpt
@@ -276,7 +355,21 @@ def load_generator(
         G.load_state_dict(load_file(str(weights)))
     except RuntimeError as err:
         raise ValueError(f"checkpoint: the weights in {weights} do not fit the generator of run {source}: {err}") from None
+    if run_path.is_dir():
+        G = _with_run_metadata(G, RunDir(run_path), weights)
     return G.to(device)
+
+
+def _from_hub(repo_id: str, device, hub_kwargs: dict) -> Generator:
+    try:
+        return Generator.from_pretrained(repo_id, device=device, **hub_kwargs)
+    except FileNotFoundError:  # huggingface_hub is not installed: the message says how to get it
+        raise
+    except Exception as err:  # offline, no such repo, not a maxvit-gan model: one message
+        raise FileNotFoundError(
+            f"run: {repo_id} is not a local path, and reading it from the Hugging Face Hub failed "
+            f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
+        ) from err
 
 
 def _resolve_checkpoint(checkpoint: str, run_path: Path | None) -> Path:

@@ -1,47 +1,13 @@
-"""Train a MaxViT-generator GAN.
+"""Train a MaxViT-generator GAN (the same as `maxvit-gan train`).
 
     accelerate launch scripts/train_gan.py                       # CPU demo: tiny G on shapes, 32 px
-    accelerate launch scripts/train_gan.py experiment=smoke hydra.run.dir=outputs/smoke
+    accelerate launch scripts/train_gan.py experiment=smoke run_dir=outputs/smoke
     accelerate launch scripts/train_gan.py ... resume=auto       # continue the newest checkpoint
+
+Keys and defaults: maxvit_gan/conf/train.yaml, maxvit_gan.config.RunConfig; `--help` lists them.
 """
 
-from __future__ import annotations
-
-import hydra
-from accelerate import Accelerator
-from accelerate.utils import DistributedDataParallelKwargs, broadcast_object_list
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
-
-from maxvit_gan.config import RunConfig, register_configs
-from maxvit_gan.launch import quiet_hydra_on_other_ranks
-from maxvit_gan.rundir import RunDir
-from maxvit_gan.training.trainer import NonFiniteLossError, Trainer
-
-register_configs()
-
-
-@hydra.main(config_path="../conf", config_name="train", version_base="1.3")
-def main(dcfg: DictConfig) -> None:
-    cfg: RunConfig = OmegaConf.to_object(dcfg)
-    accelerator = Accelerator(
-        mixed_precision=cfg.train.mixed_precision,
-        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=False)],
-    )
-    run_dir = [HydraConfig.get().runtime.output_dir if accelerator.is_main_process else None]
-    broadcast_object_list(run_dir)  # every rank uses rank 0's directory
-    cfg.run_dir = str(run_dir[0])
-    if accelerator.is_main_process:
-        RunDir(cfg.run_dir).write_config(cfg)
-    try:
-        result = Trainer(cfg, accelerator).train()
-    except NonFiniteLossError as e:
-        accelerator.print(f"ERROR: {e}")
-        raise SystemExit(3) from None
-    accelerator.print(f"Done: step {result['step']}, kimg {result['kimg']:.3f}; outputs in {cfg.run_dir}")
-    accelerator.end_training()
-
+from maxvit_gan.cli.train import main
 
 if __name__ == "__main__":
-    quiet_hydra_on_other_ranks()
     main()

@@ -8,7 +8,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from safetensors.torch import save_file
 
-from maxvit_gan.config import register_configs
+from maxvit_gan.config import CONFIG_DIR, register_configs
 from maxvit_gan.training.trainer import Trainer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -17,7 +17,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def main():
     out, overrides = sys.argv[1], sys.argv[2:]
     register_configs()
-    with initialize_config_dir(config_dir=os.path.join(ROOT, "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = OmegaConf.to_object(compose(config_name="train", overrides=overrides))
     trainer = Trainer(cfg)
     acc = trainer.accelerator

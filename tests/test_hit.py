@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 from PIL import Image
 from train_utils import fresh_trainer
 
-from maxvit_gan.config import SampleConfig, register_configs
+from maxvit_gan.config import CONFIG_DIR, SampleConfig, register_configs
 from maxvit_gan.data.prepare import prepare_dataset
 from maxvit_gan.models import (
     Discriminator,
@@ -39,7 +39,7 @@ HIT_D = {128: 23.88e6, 256: 24.00e6}  # HiT's StyleGANDiscriminator, channel mul
 
 def _compose(*overrides):
     register_configs()
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         return OmegaConf.to_object(compose(config_name="train", overrides=list(overrides)))
 
 
@@ -156,7 +156,7 @@ def test_imagenet128_experiment_runs_end_to_end(tmp_path):
         "train.mixed_precision=no",
         "train.grid_rows=1",
         "train.grid_cols=2",
-        "train.log_tensorboard=false",
+        "train.log_with=none",
         "metrics.fid.every_kimg=0",
     )
     cfg.run_dir = str(run)

@@ -21,7 +21,7 @@ from maxvit_gan.models import (
 )
 from maxvit_gan.models.config import DATA_FIELDS
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+CONF = Path(__file__).resolve().parents[1] / "maxvit_gan" / "conf"
 
 # Exact parameter counts (G, D) of each preset and resolution, unconditional, as the code built
 # them before the model settings were renamed (the README table, scripts/param_table.py, rounds them).

@@ -208,10 +208,11 @@ def test_truncation_modes(G):
         for p in (1, 0.5, 0.1)
     ]
     assert spread[0] > spread[1] > spread[2]  # mean mode: psi shrinks variety smoothly
-    z = seed_latents(seeds, 16, truncation=0.5)
+    z = seed_latents(seeds, 16, truncation=0.5, truncation_mode="truncnorm")
     assert z.abs().max() <= 0.5 and z.abs().max() > 0.4
     raw = seed_latents(seeds, 16)
-    wide = seed_latents(seeds, 16, truncation=2.5)  # components inside the band are kept
+    assert torch.equal(seed_latents(seeds, 16, truncation=0.5), raw)  # mean mode: psi is applied inside G
+    wide = seed_latents(seeds, 16, truncation=2.5, truncation_mode="truncnorm")  # components inside the band are kept
     keep = raw.abs() <= 2.5
     assert torch.equal(wide[keep], raw[keep]) and (wide.abs() <= 2.5).all()
     tiny = truncated_normal(4096, 1e-4, torch.Generator().manual_seed(0))  # bounded time for tiny psi
@@ -220,6 +221,23 @@ def test_truncation_modes(G):
         generate_images(G, seeds, truncation=0.5, truncation_mode="wrong")
     with pytest.raises(ValueError, match="^truncation: must be"):
         generate_images(G, seeds, truncation=-1.0)
+
+
+def test_truncation_mode_has_one_default(G, tmp_path, run_dir):
+    """The Python functions, the sample command and the docs agree: mean."""
+    import inspect
+
+    from maxvit_gan.sampling import DEFAULT_TRUNCATION_MODE
+
+    assert DEFAULT_TRUNCATION_MODE == SampleConfig().truncation_mode == "mean"
+    for fn in (generate_images, sample_grid, sample_interpolations, seed_latents):
+        assert inspect.signature(fn).parameters["truncation_mode"].default == DEFAULT_TRUNCATION_MODE, fn.__name__
+    doc = (ROOT / "docs" / "sampling.md").read_text()
+    assert "| `truncation_mode` | `mean` |" in doc
+    # the command's default image is the library's default image
+    run_sample(SampleConfig(run=str(run_dir), seeds="0-3", truncation=0.5, out=str(tmp_path / "cli.png")))
+    lib = sample_grid(load_generator(run_dir), [0, 1, 2, 3], truncation=0.5)
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "cli.png")), np.asarray(lib.image))
 
 
 def test_slerp_and_interpolation_strips(Gc):
@@ -363,11 +381,26 @@ def test_from_pretrained_hub_repo_id_without_network(tmp_path, Gc, monkeypatch):
     G = Generator.from_pretrained("someone/maxvit-gan-shapes", revision="v1")
     assert [a[1] for a in asked] == ["config.json", "model.safetensors"] and asked[0][2] == {"revision": "v1"}
     assert all(torch.equal(a, b) for a, b in zip(G.state_dict().values(), Gc.state_dict().values()))
-    monkeypatch.setitem(sys.modules, "huggingface_hub", None)  # as if the optional extra were missing
-    with pytest.raises(
-        FileNotFoundError, match=r"no such file or directory .*pip install 'maxvit-gan\[hub\]'"
-    ):
+    # sample.py takes the repo id as run= (and uses the class names stored with the model)
+    Gc.save_pretrained(export, metadata={"class_names": ["a", "b", "c"]})
+    run_sample(SampleConfig(run="someone/maxvit-gan-shapes", seeds="0-3", classes="[c]", out=str(tmp_path / "h.png")))
+    assert Image.open(tmp_path / "h.png").size == (2 * R, 2 * R)
+    monkeypatch.setitem(sys.modules, "huggingface_hub", None)  # as if the optional package were missing
+    with pytest.raises(FileNotFoundError, match=r"no such file or directory .*pip install huggingface_hub\)$"):
         Generator.from_pretrained("someone/other")
+    with pytest.raises(FileNotFoundError, match=r"pip install huggingface_hub"):
+        load_generator("someone/other")
+
+
+def test_metadata_survives_load_and_save(tmp_path, run_dir):
+    """A run's generator loaded and saved again keeps its step, kimg and class names."""
+    G = load_generator(run_dir)
+    assert G.metadata["step"] == 10 and G.metadata.get("class_names") is None  # the fixture run has no config
+    G.save_pretrained(tmp_path / "a", metadata={"class_names": ["x", "y", "z"], "kimg": 0.5})
+    again = Generator.from_pretrained(tmp_path / "a")
+    assert again.metadata == {"step": 10, "class_names": ["x", "y", "z"], "kimg": 0.5}
+    again.save_pretrained(tmp_path / "b")
+    assert json.loads((tmp_path / "b" / "config.json").read_text())["metadata"] == again.metadata
 
 
 # --------------------------------------------------------------------------- the script
@@ -377,7 +410,7 @@ def test_from_pretrained_hub_repo_id_without_network(tmp_path, Gc, monkeypatch):
 def smoke_run(tmp_path_factory):
     run = tmp_path_factory.mktemp("smoke") / "run"
     cmd = [sys.executable, "scripts/train_gan.py", "experiment=smoke", "train.kimg=0.016", "train.tick_kimg=0.016",
-           "train.snapshot_kimg=1", "train.checkpoint_kimg=0.016", "train.log_tensorboard=false", f"hydra.run.dir={run}"]  # fmt: skip
+           "train.snapshot_kimg=1", "train.checkpoint_kimg=0.016", "train.log_with=none", f"hydra.run.dir={run}"]  # fmt: skip
     proc = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-4000:]
     return run

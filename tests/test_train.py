@@ -18,7 +18,7 @@ TWO_PROCS = [
     "--dynamo_backend", "no", "--main_process_port", "0",
 ]  # fmt: skip
 FAST = ["experiment=smoke", "train.kimg=0.064", "train.checkpoint_kimg=0.032", "train.snapshot_kimg=1",
-        "train.tick_kimg=0.032", "train.log_tensorboard=false"]  # fmt: skip
+        "train.tick_kimg=0.032", "train.log_with=none"]  # fmt: skip
 
 
 def _env(two_procs=False):

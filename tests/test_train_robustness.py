@@ -81,7 +81,7 @@ def test_sigterm_saves_and_exits_cleanly(tmp_path):
     run = tmp_path / "run"
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
     proc = subprocess.Popen([sys.executable, "scripts/train_gan.py", "experiment=smoke", "train.kimg=100",
-                             "train.log_tensorboard=false", f"hydra.run.dir={run}"], cwd=ROOT, env=env,
+                             "train.log_with=none", f"hydra.run.dir={run}"], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
     deadline = time.time() + 240
     while time.time() < deadline and not ((run / "metrics.jsonl").exists() and (run / "metrics.jsonl").read_text()):

@@ -6,7 +6,7 @@ from accelerate.state import AcceleratorState, GradientState
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from maxvit_gan.config import register_configs
+from maxvit_gan.config import CONFIG_DIR, register_configs
 from maxvit_gan.training.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -14,9 +14,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def run_config(run_dir, *overrides):
     register_configs()
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose(config_name="train", overrides=["experiment=smoke", "data.shapes_num_images=64",
-                                                      "train.log_tensorboard=false", *overrides])  # fmt: skip
+                                                      "train.log_with=none", *overrides])  # fmt: skip
     cfg = OmegaConf.to_object(cfg)
     cfg.run_dir = str(run_dir)
     return cfg

@@ -22,6 +22,7 @@ import hashlib
 import io
 import json
 import os
+import sys
 import warnings
 import zipfile
 
@@ -444,7 +445,7 @@ class ZipDataset(_ImageDataset):
         try:
             from tqdm import tqdm
 
-            it = tqdm(range(n), desc=f"loading {self.name} into memory", disable=n < 20000, leave=False)
+            it = tqdm(range(n), desc=f"loading {self.name} into memory", disable=n < 20000 or not sys.stderr.isatty(), leave=False)
         except ImportError:  # pragma: no cover
             it = range(n)
         for i in it:

@@ -129,7 +129,7 @@ def prepare_dataset(
             try:
                 from tqdm import tqdm
 
-                results = tqdm(results, total=len(tasks), unit="img", desc="prepare", disable=not progress)
+                results = tqdm(results, total=len(tasks), unit="img", desc="prepare", disable=not (progress and sys.stderr.isatty()))
                 k = 0
                 for t, (png, pixel_hash, err) in enumerate(results):
                     src_index = int(keep[t])

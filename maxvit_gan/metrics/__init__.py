@@ -7,6 +7,7 @@ Where each concept lives:
     distributed.py  rank / world size, a rank's share of N, all-reduce sum, all-gather of rows
     frechet.py      the Frechet distance (FID) in float64; fid_key, the name of an FID result
     kid_is.py       KID, Inception Score (in memory and streaming), torch-fidelity's sample order
+    precision_recall.py  improved precision/recall (k-NN manifolds, StyleGAN2-ADA's definition)
     stats.py        FeatureStats (mu, sigma, n, ...), the streaming accumulators, compute_metrics
     compute.py      one pass over generated samples or a dataset -> FeatureStats; LabelSampler
     reference.py    reference statistics: from a dataset (cached by content hash) or a file
@@ -18,6 +19,7 @@ Typical use (every call on every rank; see docs/metrics.md):
     fake = compute_generator_stats(G_ema, cfg.fid.num_samples, cfg.fid.batch_size, extractor, device,
                                    label_sampler=LabelSampler(dataset_labels))
     results = compute_metrics(fake, ref)   # {"fid", "kid", "kid_std", "is", "is_std"}
+    # + "precision", "recall" with compute_metrics(fake, ref, precision_recall=True)
 """
 
 from maxvit_gan.images import quantize_images  # the one quantisation, shared with sampling
@@ -34,6 +36,7 @@ from maxvit_gan.metrics.features import (
 )
 from maxvit_gan.metrics.frechet import fid_key, frechet_distance
 from maxvit_gan.metrics.kid_is import StreamingInceptionScore, inception_score, kid
+from maxvit_gan.metrics.precision_recall import precision_recall
 from maxvit_gan.metrics.reference import (
     get_reference,
     load_reference,
@@ -61,6 +64,7 @@ __all__ = [
     "inception_score",
     "kid",
     "load_reference",
+    "precision_recall",
     "quantize_images",
     "reference_stats_for_dataset",
     "sample_latents",

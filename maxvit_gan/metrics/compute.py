@@ -11,6 +11,7 @@ no padding), and the global index of an image is its dataset index.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any, Union
 
@@ -64,9 +65,9 @@ def sample_latents(seed: int, indices: Sequence[int], z_dim: int) -> tuple[torch
 
 
 def _progress(total: int, desc: str, enabled: bool):
-    if not enabled:
+    if not enabled or not sys.stderr.isatty():  # no bar in a log file (SLURM, nohup): it fills it with \r
         return None
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, unit="img", dynamic_ncols=True, leave=False)
 

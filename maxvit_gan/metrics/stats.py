@@ -179,8 +179,11 @@ def compute_metrics(
     ref: Any,
     kid_subsets: int = 100,
     kid_subset_size: int = 1000,
+    precision_recall: bool = False,
+    pr_k: int = 3,
 ) -> dict[str, float]:
-    """FID (and KID when both sides carry KID features; IS of the fake side when present).
+    """FID (and KID when both sides carry KID features; IS of the fake side when present;
+    with ``precision_recall``, precision and recall (k = ``pr_k``) from the same kept features).
 
     ``ref`` is anything with ``mu``, ``sigma`` and optionally ``kid_features``
     (a FeatureStats, computed or loaded). Pure computation, no collectives.
@@ -193,6 +196,15 @@ def compute_metrics(
         and min(len(fake.kid_features), len(ref_kid)) >= 2
     ):
         out["kid"], out["kid_std"] = kid(fake.kid_features, ref_kid, kid_subsets, kid_subset_size)
+    if (
+        precision_recall
+        and fake.kid_features is not None
+        and ref_kid is not None
+        and min(len(fake.kid_features), len(ref_kid)) > pr_k
+    ):
+        from maxvit_gan.metrics.precision_recall import precision_recall as pr
+
+        out["precision"], out["recall"] = pr(ref_kid, fake.kid_features, k=pr_k)
     if fake.inception_score is not None:
         out["is"], out["is_std"] = fake.inception_score
     return out

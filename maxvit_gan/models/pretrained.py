@@ -7,7 +7,9 @@ extra string metadata, e.g. the training step). No pickles: safe to load from an
 (``model.safetensors`` + ``config.json``, plus a README.md model card), so a trained
 generator can be shared without its run folder; ``from_pretrained`` reads it back from a
 folder, a self-describing ``.safetensors`` file or, when the optional ``huggingface_hub``
-package is installed, a Hub repo id. :class:`PretrainedMixin` gives ``Generator`` these
+package is installed, a Hub repo id. A loaded generator carries its extra metadata (class
+names, step, kimg, metrics, ...) as ``generator.metadata``, and ``save_pretrained`` writes it
+back, so a load/save round trip keeps it. :class:`PretrainedMixin` gives ``Generator`` these
 methods; this module does not import the generator (the class arrives as ``cls``).
 A training run's directory is read by :func:`maxvit_gan.rundir.load_generator`.
 """
@@ -28,6 +30,8 @@ from maxvit_gan.models.config import GeneratorConfig
 PRETRAINED_WEIGHTS = "model.safetensors"
 PRETRAINED_CONFIG = "config.json"
 MODEL_TYPE = "maxvit-gan-generator"
+MODEL_CARD = "README.md"
+HUB_INSTALL = "pip install huggingface_hub"  # the optional `hub` extra of maxvit-gan
 
 
 def save_generator(generator, path: str | os.PathLike, metadata: dict | None = None) -> None:
@@ -94,15 +98,19 @@ class PretrainedMixin:
 
     config: GeneratorConfig
 
-    def save_pretrained(self, directory: str | os.PathLike, metadata: dict | None = None) -> Path:
+    def save_pretrained(
+        self, directory: str | os.PathLike, metadata: dict | None = None, model_card: str | None = None
+    ) -> Path:
         """Write ``model.safetensors`` (self-describing), ``config.json`` and a README.md model card.
 
         ``metadata``: JSON-able extras kept in config.json (and, as strings, in the weights'
-        metadata), e.g. ``{"class_names": [...], "step": 1000}``.
+        metadata), e.g. ``{"class_names": [...], "step": 1000}``; they update the metadata the
+        generator was loaded with (``self.metadata``). ``model_card``: the README.md text; None
+        writes a short card unless the folder already has one (never overwrites a user's card).
         """
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        metadata = dict(metadata or {})
+        metadata = {**(getattr(self, "metadata", None) or {}), **(metadata or {})}
         save_generator(self, directory / PRETRAINED_WEIGHTS, _metadata_to_str(metadata))
         config = {
             "model_type": MODEL_TYPE,
@@ -113,8 +121,10 @@ class PretrainedMixin:
         tmp = directory / f"{PRETRAINED_CONFIG}.tmp-{os.getpid()}"
         tmp.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
         os.replace(tmp, directory / PRETRAINED_CONFIG)
-        card = directory / "README.md"
-        if not card.exists():  # never overwrite a card the user wrote
+        card = directory / MODEL_CARD
+        if model_card is not None:
+            card.write_text(model_card)
+        elif not card.exists():  # never overwrite a card the user wrote
             _write_model_card(self, card)
         return directory
 
@@ -139,8 +149,7 @@ class PretrainedMixin:
             import huggingface_hub
         except ImportError:
             raise FileNotFoundError(
-                f"{name_or_path}: no such file or directory (to load a Hugging Face Hub repo id, "
-                "install the optional extra: pip install 'maxvit-gan[hub]')"
+                f"{name_or_path}: no such file or directory (to load a Hugging Face Hub repo id: {HUB_INSTALL})"
             ) from None
         config_file = huggingface_hub.hf_hub_download(str(name_or_path), PRETRAINED_CONFIG, **hub_kwargs)
         weights = huggingface_hub.hf_hub_download(str(name_or_path), PRETRAINED_WEIGHTS, **hub_kwargs)
@@ -149,9 +158,10 @@ class PretrainedMixin:
         return cls._from_folder(Path(config_file).parent, device)
 
     @classmethod
-    def _build(cls, config: GeneratorConfig, weights: Path, device):
+    def _build(cls, config: GeneratorConfig, weights: Path, device, metadata: dict | None = None):
         generator = cls(config)
         generator.load_state_dict(load_file(str(weights)))  # strict: every key must match
+        generator.metadata = dict(metadata or {})
         return generator.to(device).eval().requires_grad_(False)
 
     @classmethod
@@ -159,7 +169,8 @@ class PretrainedMixin:
         meta = read_generator_metadata(path)
         if "generator_config" not in meta:
             raise ValueError(f"{path}: no 'generator_config' in the safetensors metadata; not a maxvit-gan generator file")
-        return cls._build(GeneratorConfig.from_dict(json.loads(meta["generator_config"])), path, device)
+        config = GeneratorConfig.from_dict(json.loads(meta["generator_config"]))
+        return cls._build(config, path, device, read_metadata(path))
 
     @classmethod
     def _from_folder(cls, directory: Path, device):
@@ -170,20 +181,30 @@ class PretrainedMixin:
         if config.get("model_type") != MODEL_TYPE or "generator_config" not in config:
             kind = config.get("model_type")
             raise ValueError(f"{config_file}: not a maxvit-gan generator config (model_type {kind!r})")
-        return cls._build(GeneratorConfig.from_dict(config["generator_config"]), weights, device)
+        return cls._build(
+            GeneratorConfig.from_dict(config["generator_config"]), weights, device, config.get("metadata")
+        )
 
-    def push_to_hub(self, repo_id: str, metadata: dict | None = None, **hub_kwargs) -> str:
+    def push_to_hub(self, repo_id: str, metadata: dict | None = None, model_card: str | None = None, **hub_kwargs) -> str:
         """``save_pretrained`` into a temporary folder and upload it as model repo ``repo_id``.
         ``hub_kwargs``: ``private``, ``token``, ``commit_message``, ``revision``. Returns the commit URL."""
-        try:
-            from huggingface_hub import HfApi
-        except ImportError:
-            raise ImportError("push_to_hub needs huggingface_hub: pip install 'maxvit-gan[hub]'") from None
         import tempfile
 
-        token, private = hub_kwargs.pop("token", None), hub_kwargs.pop("private", None)
-        api = HfApi(token=token)
-        repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
         with tempfile.TemporaryDirectory() as tmp:
-            self.save_pretrained(tmp, metadata)
-            return str(api.upload_folder(repo_id=repo_id, folder_path=tmp, repo_type="model", **hub_kwargs))
+            self.save_pretrained(tmp, metadata, model_card)
+            return upload_folder(tmp, repo_id, **hub_kwargs)
+
+
+def upload_folder(folder: str | os.PathLike, repo_id: str, **hub_kwargs) -> str:
+    """Upload a ``save_pretrained`` folder as Hugging Face Hub model repo ``repo_id`` (created if
+    needed). ``hub_kwargs``: ``private``, ``token``, ``commit_message``, ``revision``. Returns the
+    commit URL. Needs ``huggingface_hub``."""
+    try:
+        from huggingface_hub import HfApi
+    except ImportError:
+        raise ModuleNotFoundError(f"pushing to the Hub needs huggingface_hub: {HUB_INSTALL}", name="huggingface_hub") from None
+
+    token, private = hub_kwargs.pop("token", None), hub_kwargs.pop("private", None)
+    api = HfApi(token=token)
+    repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
+    return str(api.upload_folder(repo_id=repo_id, folder_path=str(folder), repo_type="model", **hub_kwargs))

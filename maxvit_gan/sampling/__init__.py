@@ -20,6 +20,7 @@ from maxvit_gan.sampling.generate import (
     sample_interpolations,
 )
 from maxvit_gan.sampling.latents import (
+    DEFAULT_TRUNCATION_MODE,
     TRUNCATION_MODES,
     check_truncation,
     seed_latents,
@@ -29,6 +30,7 @@ from maxvit_gan.sampling.latents import (
 from maxvit_gan.sampling.parse import parse_classes, parse_seeds
 
 __all__ = [
+    "DEFAULT_TRUNCATION_MODE",
     "TRUNCATION_MODES",
     "Samples",
     "check_truncation",

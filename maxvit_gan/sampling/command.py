@@ -24,7 +24,7 @@ def run_sample(cfg) -> list[Path]:
         raise ValueError(f"pad: must be >= 0, got {cfg.pad}")
     device = resolve_device(cfg.device)
     G = load_generator(cfg.run, cfg.checkpoint, device)
-    names = class_names(cfg.run) if G.num_classes else None
+    names = (getattr(G, "metadata", {}).get("class_names") or class_names(cfg.run)) if G.num_classes else None
     if names is not None and len(names) != G.num_classes:
         names = None
     classes = parse_classes(cfg.classes, G.num_classes, names)

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from maxvit_gan.images import image_grid, quantize_images
-from maxvit_gan.sampling.latents import seed_latents, slerp
+from maxvit_gan.sampling.latents import DEFAULT_TRUNCATION_MODE, seed_latents, slerp
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -55,7 +55,7 @@ def generate_images(
     seeds: list[int],
     labels: list[int] | None = None,
     truncation: float | None = None,
-    truncation_mode: str = "truncnorm",
+    truncation_mode: str = DEFAULT_TRUNCATION_MODE,
     batch_size: int = 32,
     device: str | torch.device | None = None,
 ) -> torch.Tensor:
@@ -110,7 +110,7 @@ def sample_grid(
     classes: list[int] | None = None,
     rows: int | None = None,
     truncation: float | None = None,
-    truncation_mode: str = "truncnorm",
+    truncation_mode: str = DEFAULT_TRUNCATION_MODE,
     batch_size: int = 32,
     pad: int = 0,
     device: str | torch.device | None = None,
@@ -133,7 +133,7 @@ def sample_interpolations(
     steps: int = 8,
     classes: list[int] | None = None,
     truncation: float | None = None,
-    truncation_mode: str = "truncnorm",
+    truncation_mode: str = DEFAULT_TRUNCATION_MODE,
     batch_size: int = 32,
     pad: int = 0,
     device: str | torch.device | None = None,

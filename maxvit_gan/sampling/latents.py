@@ -25,6 +25,7 @@ import math
 import torch
 
 TRUNCATION_MODES = ("truncnorm", "mean")
+DEFAULT_TRUNCATION_MODE = "mean"  # the one default: Python calls, `sample` (SampleConfig) and the docs
 
 
 def check_truncation(truncation: float | None, mode: str) -> None:
@@ -59,7 +60,7 @@ def truncated_normal(n: int, psi: float, gen: torch.Generator, max_rounds: int =
 
 
 def seed_latents(
-    seeds: list[int], z_dim: int, truncation: float | None = None, truncation_mode: str = "truncnorm"
+    seeds: list[int], z_dim: int, truncation: float | None = None, truncation_mode: str = DEFAULT_TRUNCATION_MODE
 ) -> torch.Tensor:
     """(len(seeds), z_dim) float32 on the CPU; row i depends on ``seeds[i]`` (and psi) only.
     In ``mean`` mode z is not truncated here (the generator applies psi)."""

@@ -20,6 +20,7 @@ import json
 import math
 import os
 import signal
+import sys
 import time
 import warnings
 from contextlib import nullcontext
@@ -29,9 +30,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
-from accelerate.utils import DistributedDataParallelKwargs, set_seed
+from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
+from tqdm import tqdm  # the bar shows on terminals only (RunLogger), so no notebook widget
 
 from maxvit_gan.config import RunConfig
 from maxvit_gan.data import build_dataset
@@ -39,9 +40,11 @@ from maxvit_gan.images import image_grid
 from maxvit_gan.models import EMA, build_models, ema_beta, save_generator
 from maxvit_gan.rundir import RunDir
 from maxvit_gan.training import checkpoint as ckpt
+from maxvit_gan.training.accelerator import build_accelerator
 from maxvit_gan.training.augment import diff_augment, parse_policy
 from maxvit_gan.training.fid_tracker import FIDTracker
 from maxvit_gan.training.losses import LOSSES, consistency_loss, d_loss, g_loss, r1_penalty
+from maxvit_gan.training.trackers import flat_config, log_image
 
 
 class NonFiniteLossError(RuntimeError):
@@ -98,41 +101,50 @@ def validate_config(cfg: RunConfig, world: int) -> None:
 
 
 class RunLogger:
-    """Rank 0 only: metrics.jsonl, TensorBoard, progress bar and the StyleGAN-style tick line."""
+    """Rank 0 only: the StyleGAN-style lines (console and ``train.log``), metrics.jsonl, the
+    trackers of ``train.log_with`` (scalars, sample grids, the config), and a progress bar when
+    the console is a terminal (never ``\\r`` fragments in a SLURM or nohup log)."""
 
-    def __init__(self, run_dir: RunDir, enabled: bool, total_kimg: float, start_kimg: float, tensorboard: bool):
+    def __init__(self, run_dir: RunDir, enabled: bool, total_kimg: float, start_kimg: float, accelerator=None, cfg=None):
         self.enabled = enabled
-        self.tb = None
         self.bar = None
+        self.accelerator = accelerator
         if not enabled:
             return
+        run_dir.path.mkdir(parents=True, exist_ok=True)
         self.jsonl = open(run_dir.metrics_file, "a")
-        if tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
+        self.log = open(run_dir.log_file, "a")
+        if accelerator is not None and accelerator.log_with and cfg is not None:
+            accelerator.init_trackers(
+                cfg.train.tracker_project, config=flat_config(cfg), init_kwargs=dict(cfg.train.tracker_kwargs)
+            )
+        self.bar = tqdm(
+            total=round(total_kimg, 3), initial=round(start_kimg, 3), unit="kimg", dynamic_ncols=True,
+            disable=not sys.stderr.isatty(),
+        )  # fmt: skip
 
-                self.tb = SummaryWriter(str(run_dir.tensorboard_dir))
-            except ImportError:  # tensorboard is a dependency, but keep training without it
-                self.tb = None
-        self.bar = tqdm(total=round(total_kimg, 3), initial=round(start_kimg, 3), unit="kimg", dynamic_ncols=True)
+    @property
+    def trackers(self) -> list:
+        return list(self.accelerator.trackers) if self.enabled and self.accelerator is not None else []
 
     def line(self, text: str) -> None:
         if self.enabled:
-            tqdm.write(text)
+            tqdm.write(text, file=sys.stdout)
+            sys.stdout.flush()
+            self.log.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')}  {text}\n")
+            self.log.flush()
 
     def record(self, stats: dict, step: int) -> None:
         if not self.enabled:
             return
         self.jsonl.write(json.dumps(stats) + "\n")
         self.jsonl.flush()
-        if self.tb is not None:
-            for k, v in stats.items():
-                if isinstance(v, (int, float)) and k not in ("step",):
-                    self.tb.add_scalar(k, v, step)
+        scalars = {k: v for k, v in stats.items() if isinstance(v, (int, float)) and k != "step"}
+        for tracker in self.trackers:
+            tracker.log(scalars, step=step)
 
     def image(self, tag: str, pil_image, step: int) -> None:
-        if self.enabled and self.tb is not None:
-            self.tb.add_image(tag, np.asarray(pil_image), step, dataformats="HWC")
+        log_image(self.trackers, tag, pil_image, step)
 
     def advance(self, kimg: float) -> None:
         if self.bar is not None:
@@ -143,18 +155,18 @@ class RunLogger:
         if self.enabled:
             self.bar.close()
             self.jsonl.close()
-            if self.tb is not None:
-                self.tb.close()
+            self.log.close()
+            for tracker in self.trackers:
+                tracker.finish()
+            if self.accelerator is not None:
+                self.accelerator.trackers = []  # finished: end_training() must not finish them again
 
 
 class Trainer:
     def __init__(self, cfg: RunConfig, accelerator: Accelerator | None = None):
         self.cfg = cfg
         t = cfg.train
-        self.accelerator = accelerator or Accelerator(
-            mixed_precision=t.mixed_precision,  # from the config alone, not the launcher
-            kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=False)],
-        )
+        self.accelerator = accelerator or build_accelerator(cfg)  # mixed precision from the config alone
         acc = self.accelerator
         self.rank, self.world = acc.process_index, acc.num_processes
         if acc.device.type == "cpu":  # `accelerate launch` exports OMP_NUM_THREADS=1 unless told otherwise
@@ -201,6 +213,7 @@ class Trainer:
         self.micro = self.batch_per_rank // t.grad_accum
         self.state = dict(step=0, nimg=0, epoch=0, epoch_pos=0, best_fid=None, best_step=None, skipped_steps=0)
         self._stop_signal = False
+        self.resume_note = None
         self.fid = FIDTracker(cfg.metrics, acc, self.dataset, cfg.seed)
 
     # ------------------------------------------------------------------ data
@@ -426,8 +439,9 @@ class Trainer:
         if not r:
             return False
         path = ckpt.latest_checkpoint(self.ckpt_dir) if r == "auto" else Path(r)
-        if path is None:
-            return False  # resume=auto on a fresh run directory: start from scratch
+        if path is None:  # resume=auto on a fresh run directory: start from scratch, and say so
+            self.resume_note = f"resume=auto: no checkpoint in {self.ckpt_dir} yet; starting from scratch"
+            return False
         self.state.update(
             {k: v for k, v in ckpt.load_checkpoint(self.accelerator, path, self.ema.module).items() if k in self.state}
         )
@@ -455,9 +469,9 @@ class Trainer:
         acc, t = self.accelerator, self.cfg.train
         resumed = self.resume()
         total_nimg = int(t.kimg * 1000)
-        logger = RunLogger(
-            self.run, acc.is_main_process, t.kimg, self.state["nimg"] / 1000, t.log_tensorboard
-        )
+        logger = RunLogger(self.run, acc.is_main_process, t.kimg, self.state["nimg"] / 1000, acc, self.cfg)
+        if self.resume_note:
+            logger.line(self.resume_note)
         logger.line(
             f"{'Resuming' if resumed else 'Starting'} at kimg {self.state['nimg'] / 1000:.3f} (step {self.state['step']}); "
             f"{self.world} process(es), batch {t.batch_size} = {self.world} x {t.grad_accum} x {self.micro}, "

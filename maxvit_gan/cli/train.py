@@ -1,0 +1,53 @@
+"""``maxvit-gan train``: train a MaxViT-generator GAN (Hydra config ``train``).
+
+    accelerate launch scripts/train_gan.py                                  # CPU demo: tiny G on shapes, 32 px
+    maxvit-gan train experiment=smoke run_dir=outputs/smoke                 # the installed command, one process
+    accelerate launch --multi_gpu --num_processes 8 -m maxvit_gan train experiment=imagenet128 data.path=...
+    maxvit-gan train ... resume=auto                                        # continue the newest checkpoint
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from maxvit_gan.cli.common import UsageError, run_command
+
+
+def task(dcfg) -> None:
+    from accelerate import PartialState
+    from accelerate.utils import broadcast_object_list, parse_flag_from_env
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    from maxvit_gan.rundir import RunDir
+    from maxvit_gan.training.accelerator import build_accelerator
+    from maxvit_gan.training.trainer import Trainer
+
+    cfg = OmegaConf.to_object(dcfg)
+    # the process group, before anything is broadcast (as Accelerator would: --cpu arrives as ACCELERATE_USE_CPU)
+    state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))
+    run_dir = [HydraConfig.get().runtime.output_dir if state.is_main_process else None]
+    broadcast_object_list(run_dir)  # every rank uses rank 0's directory
+    if cfg.run_dir is not None and Path(cfg.run_dir).resolve() != Path(run_dir[0]).resolve():
+        raise UsageError(
+            f"run_dir: {cfg.run_dir} is set in a config file, but the run directory is Hydra's "
+            f"({run_dir[0]}): set it on the command line, run_dir=DIR (short for hydra.run.dir=DIR)"
+        )
+    cfg.run_dir = str(run_dir[0])
+    accelerator = build_accelerator(cfg)
+    if accelerator.is_main_process:
+        RunDir(cfg.run_dir).write_config(cfg)
+    result = Trainer(cfg, accelerator).train()
+    accelerator.print(f"Done: step {result['step']}, kimg {result['kimg']:.3f}; outputs in {cfg.run_dir}")
+    accelerator.end_training()
+
+
+def main(argv: list[str] | None = None) -> None:
+    from maxvit_gan.launch import quiet_hydra_on_other_ranks
+    from maxvit_gan.training.trainer import NonFiniteLossError
+
+    run_command("train", task, argv, exit_codes={NonFiniteLossError: 3}, before_hydra=quiet_hydra_on_other_ranks)
+
+
+if __name__ == "__main__":
+    main()

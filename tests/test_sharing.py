@@ -1,0 +1,115 @@
+"""Sharing: maxvit-gan export keeps what the run knows, writes a model card, pushes to the Hub (mocked)."""
+
+import json
+import sys
+
+import pytest
+from PIL import Image
+from train_utils import run_config
+
+from maxvit_gan.cli import main
+from maxvit_gan.models import Generator, build_models, save_generator
+from maxvit_gan.rundir import RunDir
+
+
+@pytest.fixture()
+def run(tmp_path):
+    """A finished run as the trainer leaves it: config, EMA generator, metrics.jsonl with an FID row, an evaluation."""
+    run = RunDir(tmp_path / "run")
+    cfg = run_config(run.path, "data.shapes_num_images=64")
+    run.write_config(cfg)
+    G, _ = build_models(cfg.model, cfg.data.resolution, cfg.data.shapes_num_classes)
+    save_generator(G.eval(), run.generator_file, {"step": 8, "kimg": 0.064, "seed": 0})
+    rows = [{"kimg": 0.032, "step": 4, "loss_D": 1.0}, {"kimg": 0.064, "step": 8, "fid10k": 123.4, "kid10k": 0.05},
+            {"kimg": 0.064, "step": 8, "loss_D": 0.9}]  # fmt: skip
+    run.metrics_file.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    run.eval_dir.mkdir()
+    (run.eval_dir / "fid50k-dataset-tf-step8.json").write_text(json.dumps(
+        {"fid50k": 12.345, "kid": 0.01, "precision": 0.7, "recall": 0.4, "num_samples": 50000, "mode": "tf",
+         "reference": {"kind": "dataset", "n": 64}, "generator": {"step": 8}}))  # fmt: skip
+    return run
+
+
+def _cli(capsys, *argv):
+    code = 0
+    try:
+        main(list(argv))
+    except SystemExit as exit_:
+        code = exit_.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_export_keeps_what_the_run_knows(run, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "shapes32"
+    code, stdout, err = _cli(capsys, "export", f"run={run.path}", f"out={out}", "seeds=0-7")
+    assert code == 0, err
+    assert {p.name for p in out.iterdir()} == {"model.safetensors", "config.json", "README.md", "samples.png", "training_config.yaml"}
+    meta = json.loads((out / "config.json").read_text())["metadata"]
+    assert meta["class_names"] == ["circle", "square", "triangle", "cross"] and meta["step"] == 8 and meta["kimg"] == 0.064
+    assert meta["metrics"]["training"]["fid10k"] == 123.4 and meta["metrics"]["evaluations"][0]["fid50k"] == 12.345
+    assert meta["data"]["name"] == "shapes" and meta["license"] == "apache-2.0"
+    card = (out / "README.md").read_text()
+    assert card.startswith("---\nlibrary_name: maxvit-gan\nlicense: apache-2.0\n")
+    for text in ("![samples](samples.png)", "one class per row: circle, square, triangle, cross",
+                 "| fid50k | 12.35 | `tf` features, 50000 samples vs dataset (64 images), step 8 |", "| precision | 0.7 |",
+                 "| fid10k (tracked in training) | 123.4 | at kimg 0.064", "`shapes`: maxvit-gan's procedural dataset",
+                 "training step 8 (0.064 kimg)", "```yaml", "preset: tiny"):  # fmt: skip
+        assert text in card, text
+    assert Image.open(out / "samples.png").size == (2 * 32, 4 * 32)  # 8 seeds, one class per row
+    G = Generator.from_pretrained(out)
+    assert G.metadata["class_names"][1] == "square" and G.metadata["step"] == 8
+    code, stdout, err = _cli(capsys, "sample", f"run={out}", "seeds=0-3", f"out={tmp_path / 'g.png'}")
+    assert code == 0 and "row 1: class 1 (square)" in stdout, err
+    # exporting again into the same folder is fine; into a folder of other files is not
+    assert _cli(capsys, "export", f"run={run.path}", f"out={out}", "seeds=0-3")[0] == 0
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("mine")
+    code, _, err = _cli(capsys, "export", f"run={run.path}", f"out={tmp_path / 'busy'}")
+    assert code == 2 and "ERROR: out: " in err and "is not an export folder" in err
+
+
+class _FakeApi:
+    calls = []
+
+    def __init__(self, token=None):
+        self.token = token
+
+    def create_repo(self, repo_id, private=None, exist_ok=False):
+        self.calls.append(("create_repo", repo_id, private, exist_ok))
+        return type("Repo", (), {"repo_id": repo_id})()
+
+    def upload_folder(self, repo_id, folder_path, repo_type, **kw):
+        files = sorted(p.name for p in __import__("pathlib").Path(folder_path).iterdir())
+        self.calls.append(("upload_folder", repo_id, repo_type, files, kw))
+        return f"https://huggingface.co/{repo_id}/commit/abc"
+
+
+def test_push_to_hub_from_the_command_line(run, tmp_path, capsys, monkeypatch):
+    hub = pytest.importorskip("huggingface_hub")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(hub, "HfApi", _FakeApi)
+    _FakeApi.calls = []
+    code, stdout, err = _cli(capsys, "export", f"run={run.path}", "push_to_hub=me/maxvit-gan-shapes", "private=true",
+                             "seeds=0-3", "commit_message=first model")  # fmt: skip
+    assert code == 0, err
+    assert _FakeApi.calls[0] == ("create_repo", "me/maxvit-gan-shapes", True, True)
+    _, repo, kind, files, kw = _FakeApi.calls[1]
+    assert (repo, kind, kw) == ("me/maxvit-gan-shapes", "model", {"commit_message": "first model"})
+    assert files == ["README.md", "config.json", "model.safetensors", "samples.png", "training_config.yaml"]
+    assert f"wrote {run.path / 'export'}" in stdout and "pushed to https://huggingface.co/me/maxvit-gan-shapes/commit/abc" in stdout
+    # a folder that is not a run: pushed from a temporary folder, nothing left behind
+    _FakeApi.calls = []
+    code, stdout, err = _cli(capsys, "export", f"run={run.path / 'export'}", "push_to_hub=me/again", "seeds=0-3")
+    assert code == 0 and "wrote" not in stdout and _FakeApi.calls[1][3][-1] == "samples.png", err
+    assert not list(tmp_path.glob("maxvit_gan_export_*"))
+    code, _, err = _cli(capsys, "export", f"run={run.path}", "push_to_hub=no-slash")
+    assert code == 2 and "ERROR: push_to_hub: expected USER/NAME" in err
+
+
+def test_push_without_huggingface_hub_says_how_to_get_it(run, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(sys.modules, "huggingface_hub", None)
+    code, _, err = _cli(capsys, "export", f"run={run.path}", "push_to_hub=me/x", "seeds=0-3")
+    assert code == 2 and err.startswith("ERROR: pushing to the Hub needs huggingface_hub: pip install huggingface_hub")
