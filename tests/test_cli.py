@@ -56,7 +56,7 @@ def _cwd(tmp_path, monkeypatch):
     "argv, message",
     [
         (["train", "train.kimgg=1"], "ERROR: train.kimgg: Key 'kimgg' not in 'TrainConfig'"),
-        (["train", "model=xl"], "Could not find 'model/xl' Available options in 'model': b l s tiny"),
+        (["train", "model=xl"], "Could not find 'model/xl' Available options in 'model': b hit_b l s tiny"),
         (["sample", "run=missing_run"], "ERROR: run: no such directory or file: missing_run"),
         (["sample", "run=missing_run", "seeds=x-y"], "ERROR: seeds: cannot parse 'x-y'"),
         (["evaluate"], "ERROR: run= or fake=: give exactly one"),

@@ -25,7 +25,7 @@ class GeneratorConfig:
     # mbconv: the same without self-attention (every stage MBConv; cross-attention kept);
     # conv: residual 3x3 conv blocks modulated (FiLM) by the pooled latent tokens, no attention
     arch: str = "maxvit"
-    upsample: str = "pixel_shuffle"  # between stages: pixel_shuffle (HiT) | icnr (1x1 conv then shuffle, ICNR init)
+    upsample: str = "pixel_shuffle"  # between stages: pixel_shuffle (HiT) | icnr (1x1 conv, shuffle; ICNR init) | bilinear (1x1 conv, bilinear 2x)
     # HiT's options (docs/hit.md); the defaults are the original maxvit-gan generator.
     num_heads: list[int] | None = None  # attention heads per stage (None = channels // head_dim)
     highres_block: str = "mbconv"  # block of the attention-free stages: mbconv | mlp (HiT: per-pixel MLP)

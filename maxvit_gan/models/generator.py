@@ -26,7 +26,7 @@ from maxvit_gan.models.pretrained import PretrainedMixin
 from maxvit_gan.nn import CrossAttention, FeedForward, LayerNorm2d, MaxViTBlock, MBConv, ModulatedResBlock
 
 ARCHS = ("maxvit", "mbconv", "conv")
-UPSAMPLERS = ("pixel_shuffle", "icnr")
+UPSAMPLERS = ("pixel_shuffle", "icnr", "bilinear")
 
 HIGHRES_BLOCKS = ("mbconv", "mlp")
 RGB_SKIPS = ("ours", "hit")
@@ -59,7 +59,11 @@ class Upsample(nn.Module):
     at initialisation have unrelated statistics: a 2x2 checkerboard the network must unlearn.
     ``icnr``: a 1x1 conv to 4x the next width, then the shuffle, with the conv initialised
     so that the four sub-pixels of a cell are equal (ICNR, Aitken et al. 2017): it starts
-    as nearest-neighbour upsampling and has no checkerboard to unlearn.
+    as nearest-neighbour upsampling, but each sub-pixel keeps its own weights and bias, and
+    training can still grow a fixed 2x2 pattern (measured: benchmarks/RESULTS.md).
+    ``bilinear``: a 1x1 conv to the next width, then bilinear 2x upsampling (the two commute;
+    the conv runs at the low resolution). Every output pixel is made the same way: no
+    sub-pixel position has parameters of its own, so no fixed 2x2 pattern can be learned.
     """
 
     def __init__(self, in_channels: int, out_channels: int, mode: str = "pixel_shuffle"):
@@ -69,6 +73,8 @@ class Upsample(nn.Module):
             if in_channels % 4:
                 raise ValueError(f"pixel shuffle needs a width divisible by 4, got {in_channels}")
             self.conv = nn.Conv2d(in_channels // 4, out_channels, 1)
+        elif mode == "bilinear":
+            self.conv = nn.Conv2d(in_channels, out_channels, 1)
         else:
             self.conv = nn.Conv2d(in_channels, 4 * out_channels, 1)
             one = nn.Conv2d(in_channels, out_channels, 1)  # default init of the sub-pixel conv
@@ -79,6 +85,8 @@ class Upsample(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.mode == "pixel_shuffle":
             return self.conv(F.pixel_shuffle(x, 2))
+        if self.mode == "bilinear":
+            return F.interpolate(self.conv(x), scale_factor=2.0, mode="bilinear", align_corners=False)
         return F.pixel_shuffle(self.conv(x), 2)
 
 
