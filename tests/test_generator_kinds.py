@@ -53,6 +53,21 @@ def test_icnr_upsampler_starts_without_checkerboard():
     assert not torch.allclose(shuffle, shuffle[..., :1, :1].expand_as(shuffle))  # HiT's starts with one
 
 
+def test_bilinear_upsampler_has_no_sub_pixel_parameters():
+    """Whatever its weights, the bilinear upsampler maps a constant map to a constant map and
+    commutes with shifts by 2 pixels: no output position is special, so no fixed 2x2 pattern."""
+    up = Upsample(16, 8, "bilinear")
+    with torch.no_grad():
+        for p in up.parameters():
+            p.copy_(torch.randn_like(p))
+        const = up(torch.ones(1, 16, 6, 6) * torch.randn(1, 16, 1, 1))
+        assert torch.allclose(const, const[..., :1, :1].expand_as(const), atol=1e-5)
+        x = torch.randn(1, 16, 8, 8)
+        shifted = up(torch.roll(x, 1, dims=3))[..., 4:-4]  # away from the wrapped border
+        assert torch.allclose(shifted, torch.roll(up(x), 2, dims=3)[..., 4:-4], atol=1e-5)
+    assert sum(p.numel() for p in up.parameters()) == 16 * 8 + 8
+
+
 def _state(trainer):
     acc = trainer.accelerator
     out = {}

@@ -42,7 +42,7 @@ PARAMS = {
     ("l", 256): (100815321, 28864129),
 }
 # The default run (experiment=shapes_cpu: 4 classes, class head), likewise.
-SHAPES_CPU_PARAMS = (981734, 142861)  # G: +23,328 since the ICNR upsampler (1x1 conv before the shuffle)
+SHAPES_CPU_PARAMS = (963014, 142861)  # G: +4,608 since the bilinear upsampler (1x1 conv at the low resolution)
 
 # A value for every settable field, each different from the tiny preset's at 32 px (3 stages).
 GENERATOR_VALUES = dict(
@@ -155,7 +155,7 @@ def test_default_experiment_resolves_to_the_same_architecture():
     cfg = OmegaConf.to_object(_compose())
     assert cfg.experiment == "shapes_cpu"
     g, d = resolve_model_configs(cfg.model, cfg.data.resolution, cfg.data.shapes_num_classes, d_class_head=True)
-    assert (g.channels, g.window_sizes, g.grid_sizes, g.upsample) == ([64, 64, 32], [4, 4, 0], [2, 4, 0], "icnr")
+    assert (g.channels, g.window_sizes, g.grid_sizes, g.upsample) == ([64, 64, 32], [4, 4, 0], [2, 4, 0], "bilinear")
     assert (d.channel_base, d.channel_max) == (256, 64)
     assert _meta_counts(g, d) == SHAPES_CPU_PARAMS
 
