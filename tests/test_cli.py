@@ -102,7 +102,7 @@ def test_help_lists_only_what_the_command_takes(capsys, command):
     assert code == 0 and f"maxvit-gan {command}" in out or out.strip(), out
     assert "accelerate:" not in out and "_schema" not in out and "powered by Hydra" not in out
     if command == "train":
-        assert "model: b, l, s, tiny" in out and "data: folder, shapes, zip" in out and "experiment: " in out
+        assert "model: b, hit_b, l, s, tiny" in out and "data: folder, shapes, zip" in out and "experiment: " in out
         assert "log_with: tensorboard" in out
     else:
         assert "== Groups" not in out and "model:" not in out.split("== Config")[1]
@@ -255,7 +255,7 @@ def _third_party_imports(paths):
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
                 names.add(node.module.split(".")[0])
         names |= {m.split(".")[0] for m in re.findall(r"importorskip\(\"([\w.]+)\"", text)}
-    local = {p.stem for p in (ROOT / "tests").glob("*.py")} | {"maxvit_gan"}
+    local = {p.stem for p in (ROOT / "tests").glob("*.py")} | {p.stem for p in (ROOT / "benchmarks").glob("*.py")} | {"maxvit_gan"}
     return {n for n in names if n not in sys.stdlib_module_names and n not in local}
 
 
