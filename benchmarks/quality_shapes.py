@@ -443,6 +443,7 @@ def main(argv=None) -> None:
     ap.add_argument("--threads", type=int, default=2, help="torch threads per run")
     ap.add_argument("--n", type=int, default=800, help="samples (and reals) per score")
     ap.add_argument("--retrain", action="store_true", help="train again even when a complete run exists")
+    ap.add_argument("--no-train", action="store_true", help="score the complete runs only; skip (and report) missing ones")
     ap.add_argument("--speed", action="store_true", help="measure training img/s side by side (quiet machine) for the wall-clock reading")
     ap.add_argument("--write", action="store_true", help="regenerate the RESULTS.md section and benchmarks/results/ figures")
     ap.add_argument("--machine", default="2-core CPU", help="described in RESULTS.md")
@@ -454,8 +455,14 @@ def main(argv=None) -> None:
         raise SystemExit(f"--archs: unknown {unknown}; choose from {list(ARCHS)}")
     torch.set_num_threads(args.threads)
     jobs = [(a, s) for s in range(args.seeds) for a in archs]
-    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        paths = list(pool.map(lambda j: train(j[0], j[1], args.kimg, args.threads, args.retrain), jobs))
+    if args.no_train:
+        missing = [f"{a}-s{s}" for a, s in jobs if not run_is_complete(RUNS / f"{a}-s{s}", args.kimg)]
+        print(f"--no-train: {len(jobs) - len(missing)} complete runs; not run: {', '.join(missing) or 'none'}", flush=True)
+        paths = [RUNS / f"{a}-s{s}" for a, s in jobs if f"{a}-s{s}" not in missing]
+        archs = [a for a in archs if (RUNS / f"{a}-s0") in paths]
+    else:
+        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            paths = list(pool.map(lambda j: train(j[0], j[1], args.kimg, args.threads, args.retrain), jobs))
     scorer = Scorer(args.n)
     runs = {}
     for path in paths:
