@@ -9,7 +9,10 @@
       samples/fakes<kimg>.png       fixed-seed grids of the EMA generator
       tensorboard/                  TensorBoard event files
       generator_ema.safetensors     the newest EMA generator, self-describing (what sampling reads)
+      train.lock                    held by the running trainer (rank 0): one trainer per directory
       checkpoints/step-<step>/      accelerator.save_state + ema.safetensors + train_state.json
+      checkpoints/.tmp-step-<step>/ a checkpoint being written (removed at the next start)
+      checkpoints/.damaged-step-<step>/  a checkpoint that failed verification, set aside on resume
       eval/<metric>-...json         results of scripts/evaluate.py
 
 The trainer writes through :class:`RunDir`; sampling, evaluation and the benchmarks read
@@ -37,6 +40,7 @@ TENSORBOARD_DIR = "tensorboard"
 GENERATOR_FILE = "generator_ema.safetensors"
 CHECKPOINTS_DIR = "checkpoints"
 EVAL_DIR = "eval"
+LOCK_FILE = "train.lock"  # held (flock) by the trainer's rank 0 for the whole run; JSON: who holds it
 # inside a checkpoint directory
 CHECKPOINT_EMA_FILE = "ema.safetensors"  # the EMA state dict (weights only: the architecture is the run's)
 TRAIN_STATE_FILE = "train_state.json"  # step, kimg, epoch, position, best FID
@@ -48,9 +52,28 @@ def checkpoint_name(step: int) -> str:
     return f"step-{step:09d}"
 
 
+PARTIAL_KINDS = ("tmp", "old")  # leftovers of an interrupted save
+DAMAGED_KIND = "damaged"  # a checkpoint that failed verification, set aside (kept for inspection)
+_PARTIAL_RE = re.compile(r"^\.(tmp|old|damaged)-step-(\d+)$")
+
+
 def partial_checkpoint_name(step: int, kind: str) -> str:
-    """A checkpoint being written (``tmp``) or replaced (``old``): hidden, never listed."""
+    """A checkpoint being written (``tmp``), replaced (``old``) or set aside as ``damaged``:
+    hidden, never listed."""
     return f".{kind}-{checkpoint_name(step)}"
+
+
+def list_partial_checkpoints(root: str | os.PathLike, kinds: tuple[str, ...] = PARTIAL_KINDS) -> list[tuple[str, int, Path]]:
+    """``(kind, step, path)`` of the hidden checkpoint directories under ``root`` of the given kinds."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    out = []
+    for p in sorted(root.iterdir()):
+        m = _PARTIAL_RE.match(p.name)
+        if m and m.group(1) in kinds:
+            out.append((m.group(1), int(m.group(2)), p))
+    return out
 
 
 def checkpoint_step(path: str | os.PathLike) -> int | None:
@@ -137,6 +160,34 @@ class RunDir:
         if not self.metrics_file.is_file():
             return []
         return [json.loads(line) for line in self.metrics_file.read_text().splitlines() if line.strip()]
+
+    def drop_metrics_after(self, step: int) -> int:
+        """Remove the lines of ``metrics.jsonl`` logged after ``step`` (and a torn last line): a
+        run resumed from the checkpoint of ``step`` logs them again. Atomic; returns the count."""
+        import json
+
+        if not self.metrics_file.is_file():
+            return 0
+        lines = self.metrics_file.read_text().splitlines(keepends=True)
+        keep = []
+        for line in lines:
+            try:
+                rec = json.loads(line)
+            except ValueError:  # a line cut by a kill: drop it
+                continue
+            if isinstance(rec, dict) and isinstance(rec.get("step"), int) and rec["step"] > step:
+                continue
+            keep.append(line if line.endswith("\n") else line + "\n")
+        dropped = len(lines) - len(keep)
+        if dropped:
+            tmp = self.metrics_file.with_name(f".{METRICS_FILE}.tmp-{os.getpid()}")
+            tmp.write_text("".join(keep))
+            os.replace(tmp, self.metrics_file)
+        return dropped
+
+    @property
+    def lock_file(self) -> Path:
+        return self.path / LOCK_FILE
 
     @property
     def eval_dir(self) -> Path:

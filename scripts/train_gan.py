@@ -16,6 +16,8 @@ from omegaconf import DictConfig, OmegaConf
 from maxvit_gan.config import RunConfig, register_configs
 from maxvit_gan.launch import quiet_hydra_on_other_ranks
 from maxvit_gan.rundir import RunDir
+from maxvit_gan.training.checkpoint import CheckpointError, CheckpointWriteError
+from maxvit_gan.training.lock import RunDirLockedError
 from maxvit_gan.training.trainer import NonFiniteLossError, Trainer
 
 register_configs()
@@ -31,11 +33,16 @@ def main(dcfg: DictConfig) -> None:
     run_dir = [HydraConfig.get().runtime.output_dir if accelerator.is_main_process else None]
     broadcast_object_list(run_dir)  # every rank uses rank 0's directory
     cfg.run_dir = str(run_dir[0])
-    if accelerator.is_main_process:
-        RunDir(cfg.run_dir).write_config(cfg)
     try:
-        result = Trainer(cfg, accelerator).train()
-    except NonFiniteLossError as e:
+        trainer = Trainer(cfg, accelerator)  # locks the run dir, checks the config and the checkpoint to resume
+    except (RunDirLockedError, CheckpointError) as e:
+        accelerator.print(f"ERROR: {e}")
+        raise SystemExit(2) from None
+    if accelerator.is_main_process:
+        RunDir(cfg.run_dir).write_config(cfg)  # only now: a refused start leaves the run's config as it was
+    try:
+        result = trainer.train()
+    except (NonFiniteLossError, CheckpointError, CheckpointWriteError) as e:
         accelerator.print(f"ERROR: {e}")
         raise SystemExit(3) from None
     accelerator.print(f"Done: step {result['step']}, kimg {result['kimg']:.3f}; outputs in {cfg.run_dir}")
