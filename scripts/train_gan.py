@@ -18,7 +18,7 @@ from maxvit_gan.launch import quiet_hydra_on_other_ranks
 from maxvit_gan.rundir import RunDir
 from maxvit_gan.training.checkpoint import CheckpointError, CheckpointWriteError
 from maxvit_gan.training.lock import RunDirLockedError
-from maxvit_gan.training.trainer import NonFiniteLossError, Trainer
+from maxvit_gan.training.trainer import NonFiniteLossError, PeerLostError, Trainer
 
 register_configs()
 
@@ -42,7 +42,7 @@ def main(dcfg: DictConfig) -> None:
         RunDir(cfg.run_dir).write_config(cfg)  # only now: a refused start leaves the run's config as it was
     try:
         result = trainer.train()
-    except (NonFiniteLossError, CheckpointError, CheckpointWriteError) as e:
+    except (NonFiniteLossError, CheckpointError, CheckpointWriteError, PeerLostError) as e:
         accelerator.print(f"ERROR: {e}")
         raise SystemExit(3) from None
     accelerator.print(f"Done: step {result['step']}, kimg {result['kimg']:.3f}; outputs in {cfg.run_dir}")

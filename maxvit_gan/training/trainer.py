@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 from maxvit_gan.config import RunConfig
 from maxvit_gan.data import build_dataset
 from maxvit_gan.images import image_grid
+from maxvit_gan.launch import exit_with_launcher
 from maxvit_gan.models import EMA, build_models, ema_beta, save_generator
 from maxvit_gan.rundir import RunDir
 from maxvit_gan.training import checkpoint as ckpt
@@ -47,6 +48,19 @@ from maxvit_gan.training.losses import LOSSES, consistency_loss, d_loss, g_loss,
 
 class NonFiniteLossError(RuntimeError):
     pass
+
+
+class PeerLostError(RuntimeError):
+    """Another process of a multi-process run died (or its connection did): this one stops too."""
+
+
+_PEER_FAILURE_MARKS = ("connection closed by peer", "connection reset by peer", "broken pipe", "timed out",
+                       "socket closed", "remote worker", "nccl error", "distbackenderror")  # fmt: skip
+
+
+def _is_peer_failure(err: BaseException) -> bool:
+    text = f"{type(err).__name__}: {err}".lower()
+    return any(mark in text for mark in _PEER_FAILURE_MARKS)
 
 
 STAT_NAMES = ("loss_D", "loss_G", "r1", "bcr", "cls_D", "cls_G")  # per-step statistics, in this order
@@ -650,7 +664,8 @@ class Trainer:
             try:
                 signal.signal(sig, handler)
             except ValueError:  # not the main thread (e.g. notebooks)
-                pass
+                return
+        exit_with_launcher()  # a SIGTERM that kills `accelerate launch` reaches this process too
 
     def _stop_requested(self) -> bool:
         flag = torch.tensor([float(self._stop_signal)], device=self.accelerator.device)
@@ -754,6 +769,14 @@ class Trainer:
                     stopped_by_signal = True
                     logger.line(f"Stop requested: checkpoint saved at step {self.state['step']}; exiting.")
                     break
+        except RuntimeError as err:
+            if self.world > 1 and _is_peer_failure(err):  # no collective can succeed now: no save, exit
+                first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+                raise PeerLostError(
+                    f"rank {self.rank}: lost contact with another process at step {self.state['step']} ({first}); "
+                    f"the newest checkpoint, {ckpt.latest_checkpoint(self.ckpt_dir)}, is intact: restart with resume=auto"
+                ) from err
+            raise
         finally:
             logger.close()
         return {"step": self.state["step"], "kimg": self.state["nimg"] / 1000, "stopped": stopped_by_signal}
