@@ -320,11 +320,11 @@ def load_generator(
             f"run: required with checkpoint={checkpoint} ({weights.name} holds weights only; the "
             f"architecture comes from the run's {GENERATOR_FILE})"
         )
-    from safetensors.torch import load_file
+    from maxvit_gan.models.pretrained import load_weights
 
     G = load_generator(run_path, device="cpu")
     try:
-        G.load_state_dict(load_file(str(weights)))
+        G.load_state_dict(load_weights(weights))
     except RuntimeError as err:
         raise ValueError(f"checkpoint: the weights in {weights} do not fit the generator of run {source}: {err}") from None
     return G.to(device)
