@@ -365,3 +365,40 @@ def test_every_bad_number_is_reported_at_once():
     with pytest.raises(ValueError) as err:
         validate_config(run_config("unused", "train.batch_size=0", "train.grad_accum=0", "loss.r1_interval=0"), 1)
     assert [s.split(":")[0] for s in str(err.value).splitlines()] == ["train.batch_size", "train.grad_accum", "loss.r1_interval"]
+
+
+# ----------------------------------------------------------------------------- the script's order of work
+
+
+def _train_script(run: Path, *args):
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(root))
+    return subprocess.run([sys.executable, "scripts/train_gan.py", "experiment=smoke", "data.shapes_num_images=64",
+                           "train.log_tensorboard=false", f"hydra.run.dir={run}", *args], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+
+
+@pytest.mark.slow
+def test_script_refuses_a_mismatched_resume_before_overwriting_the_config(run):
+    config_before = (run / "config_resolved.yaml").read_text()
+    proc = _train_script(run, *FOUR_STEPS, "resume=auto", "model.generator.channels=[32,32,16]", "seed=1")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    errors = [line for line in out.splitlines() if line.startswith("ERROR:")]
+    assert len(errors) == 1 and "model.generator.channels is [" in errors[0] and "Traceback" not in out, out[-3000:]
+    assert (run / "config_resolved.yaml").read_text() == config_before
+    assert _ckpts(run) == ["step-000000002", "step-000000004"]
+
+
+@pytest.mark.slow
+def test_script_with_a_zero_batch_size_stops_before_any_work(tmp_path):
+    proc = _train_script(tmp_path / "r", "train.batch_size=0", "train.grad_accum=0")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "train.batch_size: must be >= 1, got 0" in out and "train.grad_accum: must be >= 1, got 0" in out
+    assert "ZeroDivisionError" not in out
+    assert not (tmp_path / "r" / "checkpoints").exists() and not (tmp_path / "r" / "config_resolved.yaml").exists()

@@ -22,12 +22,17 @@ from maxvit_gan.data.prepare import prepare_dataset
 from maxvit_gan.rundir import RunDir
 
 
+class DeadlineExceeded(BaseException):
+    pass
+
+
 @contextmanager
 def deadline(seconds: int):
-    """Fail (instead of hanging the suite) when the body takes longer than ``seconds``."""
+    """Fail (instead of hanging the suite) when the body takes longer than ``seconds``. The
+    error is a BaseException: code under test that catches Exception cannot swallow it."""
 
     def expired(*_):
-        raise TimeoutError(f"still running after {seconds}s")
+        raise DeadlineExceeded(f"still running after {seconds}s")
 
     old = signal.signal(signal.SIGALRM, expired)
     signal.alarm(seconds)
