@@ -402,3 +402,61 @@ def test_script_with_a_zero_batch_size_stops_before_any_work(tmp_path):
     assert "train.batch_size: must be >= 1, got 0" in out and "train.grad_accum: must be >= 1, got 0" in out
     assert "ZeroDivisionError" not in out
     assert not (tmp_path / "r" / "checkpoints").exists() and not (tmp_path / "r" / "config_resolved.yaml").exists()
+
+
+# ----------------------------------------------------------------------------- a shared CPU
+
+
+def test_cpu_threads_follow_what_other_processes_use(monkeypatch):
+    from maxvit_gan.training import cpu
+
+    clock = {"t": 0.0, "busy": 0.0, "own": 0.0}
+    monkeypatch.setattr(cpu, "_affinity", lambda: [0, 1])
+    monkeypatch.setattr(cpu, "_busy_seconds", lambda cpus: clock["busy"])
+    monkeypatch.setattr(cpu, "_own_seconds", lambda: clock["own"])
+    monkeypatch.setattr(cpu.time, "monotonic", lambda: clock["t"])
+    set_to = []
+    monkeypatch.setattr(cpu.torch, "set_num_threads", set_to.append)
+    monkeypatch.setattr(cpu.torch, "get_num_threads", lambda: 2)
+    gov = cpu.CpuThreadGovernor(2, interval_s=5)
+
+    def run(seconds, ours, others):
+        clock["t"] += seconds
+        clock["own"] += seconds * ours
+        clock["busy"] += seconds * (ours + others)
+        return gov.update()
+
+    assert run(5, ours=2.0, others=0.1) is None and gov.threads == 2  # quiet: both cores stay ours
+    note = run(5, ours=1.3, others=1.0)  # a busy neighbour appears: one thread at once
+    assert gov.threads == 1 and set_to == [1] and "other processes use 1.0 of 2 cores; torch threads 2 -> 1" in note
+    assert run(5, ours=1.0, others=0.1) is None and gov.threads == 1  # gone: wait for a second look
+    assert run(5, ours=1.0, others=0.1) is not None and gov.threads == 2 and set_to == [1, 2]
+    assert run(1, ours=1.0, others=2.0) is None  # not before the interval
+    assert not cpu.CpuThreadGovernor(1).enabled  # nothing to govern with one thread
+
+
+def test_a_fixed_thread_count_is_left_alone(tmp_path):
+    t = fresh_trainer(run_config(tmp_path, "train.kimg=0.008", "train.cpu_threads=1"))
+    assert not t._cpu.enabled
+    t._lock.release()
+
+
+def test_a_real_busy_neighbour_is_seen():
+    import subprocess
+    import sys
+    import time
+
+    from maxvit_gan.training.cpu import CpuThreadGovernor
+
+    gov = CpuThreadGovernor(2, interval_s=1.0)
+    if not gov.enabled:
+        pytest.skip("no /proc/stat")
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        gov._mark()
+        time.sleep(1.5)
+        gov.update()
+    finally:
+        busy.kill()
+        busy.wait()
+    assert gov.others > 0.5 and gov.proposal(gov.others) == 1

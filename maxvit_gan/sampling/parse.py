@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 
-
 MAX_SEEDS = 10_000  # one call holds every image in memory: 10k at 256 px is 2 GB
 
 

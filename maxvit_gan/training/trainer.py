@@ -41,6 +41,7 @@ from maxvit_gan.models import EMA, build_models, ema_beta, save_generator
 from maxvit_gan.rundir import RunDir
 from maxvit_gan.training import checkpoint as ckpt
 from maxvit_gan.training.augment import diff_augment, parse_policy
+from maxvit_gan.training.cpu import CpuThreadGovernor
 from maxvit_gan.training.fid_tracker import FIDTracker
 from maxvit_gan.training.lock import RunLock
 from maxvit_gan.training.losses import LOSSES, consistency_loss, d_loss, g_loss, r1_penalty
@@ -232,10 +233,13 @@ class Trainer:
         acc = self.accelerator
         self.rank, self.world = acc.process_index, acc.num_processes
         validate_config(cfg, self.world)
+        self._cpu = None
         if acc.device.type == "cpu":  # `accelerate launch` exports OMP_NUM_THREADS=1 unless told otherwise
             local = int(os.environ.get("LOCAL_WORLD_SIZE", acc.num_processes))
-            auto = int(os.environ.get("MAXVIT_GAN_CPU_THREADS", 0)) or max(1, (os.cpu_count() or 1) // local)
-            torch.set_num_threads(t.cpu_threads or auto)
+            fixed = t.cpu_threads or int(os.environ.get("MAXVIT_GAN_CPU_THREADS", 0))
+            torch.set_num_threads(fixed or max(1, (os.cpu_count() or 1) // local))
+            # automatic count: fewer threads while other processes use the cores (training/cpu.py)
+            self._cpu = CpuThreadGovernor(torch.get_num_threads(), enabled=not fixed)
         self.run = RunDir(cfg.run_dir or "outputs/run")
         self.run_dir, self.ckpt_dir = self.run.path, self.run.checkpoints_dir
         # one trainer per run directory, from here to the end of train(); every rank learns the verdict
@@ -743,6 +747,8 @@ class Trainer:
             while self.state["nimg"] < total_nimg:
                 images, labels = next(batches)
                 out = self.train_step(images, labels)
+                if self._cpu is not None and (note := self._cpu.update()):
+                    logger.line(note)
                 if out is not None:
                     vec = torch.stack([out[k] for k in STAT_NAMES]).float()
                     sums = vec if sums is None else sums + vec
