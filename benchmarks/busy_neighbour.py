@@ -2,7 +2,8 @@
 (experiment=shapes_cpu) with and without a busy neighbour (a Python busy loop, one core),
 for OpenMP wait policies and thread counts.
 
-    PYTHONPATH=. python benchmarks/busy_neighbour.py --seconds 12 --rounds 2
+    PYTHONPATH=. python benchmarks/busy_neighbour.py                 # ~5 min; JSON to benchmarks/out/
+    PYTHONPATH=. python benchmarks/busy_neighbour.py --out benchmarks/results/busy_neighbour.json  # the committed one
 
 Each measurement is a fresh process (the OpenMP wait policy is read once, when the runtime
 loads): build the demo Trainer, 3 warm-up steps, then as many steps as fit in ``--seconds``;
@@ -63,7 +64,7 @@ def worker(threads: str, seconds: float) -> None:
     while time.perf_counter() - t0 < seconds:
         trainer.train_step(*next(batches))
         n += cfg.train.batch_size
-        if trainer._cpu is not None and (note := trainer._cpu.update()):  # as the training loop does
+        if trainer._cpu is not None and trainer._cpu.update():  # as the training loop does
             changes.append(round(time.perf_counter() - t0, 1))
     dt = time.perf_counter() - t0
     print(json.dumps({"img_s": n / dt, "threads": torch.get_num_threads(), "thread_changes_at_s": changes,
@@ -95,10 +96,10 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--worker", action="store_true")
     ap.add_argument("--threads", default="auto")
-    ap.add_argument("--seconds", type=float, default=12.0)
+    ap.add_argument("--seconds", type=float, default=15.0)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--only", nargs="*", default=None, help="configuration names (default: all)")
-    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "busy_neighbour.json")
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "busy_neighbour.json")
     args = ap.parse_args()
     if args.worker:
         worker(args.threads, args.seconds)
