@@ -460,3 +460,28 @@ def test_a_real_busy_neighbour_is_seen():
         busy.kill()
         busy.wait()
     assert gov.others > 0.5 and gov.proposal(gov.others) == 1
+
+
+# ----------------------------------------------------------------------------- the lock, in process
+
+
+def test_a_held_lock_refuses_a_second_trainer_and_a_dead_holders_lock_is_taken_over(tmp_path):
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from maxvit_gan.training.lock import RunDirLockedError, RunLock
+
+    holder = RunLock(tmp_path / "train.lock")
+    holder.acquire()
+    with pytest.raises(RunDirLockedError, match=rf"in use by another trainer: pid {os.getpid()} \(this process\)"):
+        fresh_trainer(run_config(tmp_path, "train.kimg=0.008"))
+    holder.release()
+    assert not (tmp_path / "train.lock").exists()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (tmp_path / "train.lock").write_text(json.dumps({"pid": int(dead.stdout), "host": socket.gethostname(), "time": 0}))
+    with pytest.warns(UserWarning, match=rf"taking over a stale lock: its holder, pid {int(dead.stdout)} "):
+        t = fresh_trainer(run_config(tmp_path, "train.kimg=0.008"))
+    t.train()
+    assert not (tmp_path / "train.lock").exists()  # released at the end of train()

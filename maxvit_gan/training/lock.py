@@ -129,7 +129,13 @@ class RunLock:
     def _busy_message(self, holder: dict) -> str:
         run = self.path.parent
         pid = holder.get("pid")
-        hint = f"stop it first (kill {pid}: it saves a checkpoint and exits)" if pid else "stop it first"
+        if holder.get("host") not in (None, socket.gethostname()):  # e.g. a crashed node's lock on NFS
+            hint = (
+                f"stop it first (on {holder['host']}: kill {pid}), or, if that machine or trainer is gone, "
+                "delete the lock file"
+            )
+        else:
+            hint = f"stop it first (kill {pid}: it saves a checkpoint and exits)" if pid else "stop it first"
         return (
             f"run directory {run} is in use by another trainer: {describe_holder(holder)}; {hint}, "
             f"or train in another hydra.run.dir (lock file: {self.path})"

@@ -711,7 +711,7 @@ class Trainer:
         total_nimg = int(t.kimg * 1000)
         logger = RunLogger(
             self.run, acc.is_main_process, t.kimg, self.state["nimg"] / 1000, t.log_tensorboard,
-            purge_step=self.state["step"] + 1 if resumed else None,
+            purge_step=self.state["step"] + 1 if resumed else 0,  # events of an earlier, killed attempt go
         )  # fmt: skip
         logger.line(
             f"{'Resuming' if resumed else 'Starting'} at kimg {self.state['nimg'] / 1000:.3f} (step {self.state['step']}"
