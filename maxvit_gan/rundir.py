@@ -185,6 +185,15 @@ class RunDir:
             os.replace(tmp, self.metrics_file)
         return dropped
 
+    def temporaries(self) -> list[Path]:
+        """Files written under a temporary name and not renamed (``*.tmp-<pid>``: the generator
+        file, sample grids, metrics.jsonl rewrites) that a killed trainer left behind."""
+        out = []
+        for folder in (self.path, self.samples_dir):
+            if folder.is_dir():
+                out += [p for p in folder.iterdir() if p.is_file() and re.search(r"\.tmp-\d+$", p.name)]
+        return sorted(out)
+
     @property
     def lock_file(self) -> Path:
         return self.path / LOCK_FILE

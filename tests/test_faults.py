@@ -137,9 +137,12 @@ def test_leftovers_of_an_interrupted_save_are_cleaned_at_start(run):
     cdir = run / "checkpoints"
     shutil.copytree(cdir / "step-000000004", cdir / ".tmp-step-000000006")  # killed while writing step 6
     shutil.copytree(cdir / "step-000000002", cdir / ".old-step-000000002")  # killed while re-saving step 2
+    (run / "generator_ema.safetensors.tmp-99999").write_bytes(b"partial")  # killed while exporting
+    (run / "samples" / ".fakes00000.040.png.tmp-99999").write_bytes(b"partial")
     t = fresh_trainer(run_config(run, *FOUR_STEPS, "train.kimg=0.04", "resume=auto"))
     t.train()
     assert not [p.name for p in cdir.iterdir() if p.name.startswith(".")]
+    assert not [p.name for p in [*run.iterdir(), *(run / "samples").iterdir()] if ".tmp-" in p.name]
     assert t._resume_from.name == "step-000000004"
 
 

@@ -600,7 +600,7 @@ class Trainer:
         if not isinstance(saved, dict):
             self._check_fits_by_shapes(path)
             return
-        now = self.model_settings()
+        now = json.loads(json.dumps(self.model_settings()))  # as stored: tuples become lists
         diffs = []
         for part in ("generator", "discriminator"):
             old, new = saved.get(part) or {}, now[part]
@@ -684,6 +684,8 @@ class Trainer:
             return
         self.run.samples_dir.mkdir(parents=True, exist_ok=True)
         ckpt.clean_partial_checkpoints(self.ckpt_dir)
+        for tmp in self.run.temporaries():  # we hold the lock: nobody else is writing them
+            tmp.unlink(missing_ok=True)
         for path, why in self._damaged:
             if path.is_dir():
                 aside = ckpt.set_aside(path)
