@@ -25,3 +25,38 @@ def quiet_hydra_on_other_ranks() -> None:
         "hydra/job_logging=disabled",
         "hydra/hydra_logging=disabled",
     ]
+
+
+def exit_with_launcher(sig: int | None = None) -> bool:
+    """Have the kernel send this process ``sig`` (SIGTERM) when its launcher dies.
+
+    ``accelerate launch`` of one process starts the trainer as a child and does not forward
+    signals: a SIGTERM to the launcher (a scheduler's, a user's) killed the launcher and left
+    the trainer training on, orphaned, without its stop-save. With this, the trainer gets the
+    SIGTERM itself, finishes the step, saves and exits. Only when the parent is a launcher
+    (``accelerate`` / ``torchrun``): a trainer started from a shell keeps running when the shell
+    goes (nohup). Linux only; returns whether it was set."""
+    import signal
+
+    sig = signal.SIGTERM if sig is None else sig
+    if not sys.platform.startswith("linux"):
+        return False
+    ppid = os.getppid()
+    try:
+        with open(f"/proc/{ppid}/cmdline", "rb") as f:
+            parent = f.read().replace(b"\0", b" ")
+    except OSError:
+        return False
+    if not any(name in parent for name in (b"accelerate", b"torchrun", b"torch.distributed.run")):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(1, int(sig), 0, 0, 0) != 0:  # PR_SET_PDEATHSIG
+            return False
+    except (OSError, AttributeError):
+        return False
+    if os.getppid() != ppid:  # the launcher died before prctl took effect
+        os.kill(os.getpid(), sig)
+    return True

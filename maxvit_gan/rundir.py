@@ -10,7 +10,10 @@
       samples/fakes<kimg>.png       fixed-seed grids of the EMA generator
       tensorboard/                  TensorBoard event files
       generator_ema.safetensors     the newest EMA generator, self-describing (what sampling reads)
+      train.lock                    held by the running trainer (rank 0): one trainer per directory
       checkpoints/step-<step>/      accelerator.save_state + ema.safetensors + train_state.json
+      checkpoints/.tmp-step-<step>/ a checkpoint being written (removed at the next start)
+      checkpoints/.damaged-step-<step>/  a checkpoint that failed verification, set aside on resume
       eval/<metric>-...json         results of `maxvit-gan evaluate`
       export/                       `maxvit-gan export`'s default folder (model card, weights, config)
 
@@ -41,6 +44,7 @@ GENERATOR_FILE = "generator_ema.safetensors"
 CHECKPOINTS_DIR = "checkpoints"
 EVAL_DIR = "eval"
 EXPORT_DIR = "export"
+LOCK_FILE = "train.lock"  # held (flock) by the trainer's rank 0 for the whole run; JSON: who holds it
 # inside a checkpoint directory
 CHECKPOINT_EMA_FILE = "ema.safetensors"  # the EMA state dict (weights only: the architecture is the run's)
 TRAIN_STATE_FILE = "train_state.json"  # step, kimg, epoch, position, best FID
@@ -52,9 +56,28 @@ def checkpoint_name(step: int) -> str:
     return f"step-{step:09d}"
 
 
+PARTIAL_KINDS = ("tmp", "old")  # leftovers of an interrupted save
+DAMAGED_KIND = "damaged"  # a checkpoint that failed verification, set aside (kept for inspection)
+_PARTIAL_RE = re.compile(r"^\.(tmp|old|damaged)-step-(\d+)$")
+
+
 def partial_checkpoint_name(step: int, kind: str) -> str:
-    """A checkpoint being written (``tmp``) or replaced (``old``): hidden, never listed."""
+    """A checkpoint being written (``tmp``), replaced (``old``) or set aside as ``damaged``:
+    hidden, never listed."""
     return f".{kind}-{checkpoint_name(step)}"
+
+
+def list_partial_checkpoints(root: str | os.PathLike, kinds: tuple[str, ...] = PARTIAL_KINDS) -> list[tuple[str, int, Path]]:
+    """``(kind, step, path)`` of the hidden checkpoint directories under ``root`` of the given kinds."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    out = []
+    for p in sorted(root.iterdir()):
+        m = _PARTIAL_RE.match(p.name)
+        if m and m.group(1) in kinds:
+            out.append((m.group(1), int(m.group(2)), p))
+    return out
 
 
 def checkpoint_step(path: str | os.PathLike) -> int | None:
@@ -145,6 +168,43 @@ class RunDir:
         if not self.metrics_file.is_file():
             return []
         return [json.loads(line) for line in self.metrics_file.read_text().splitlines() if line.strip()]
+
+    def drop_metrics_after(self, step: int) -> int:
+        """Remove the lines of ``metrics.jsonl`` logged after ``step`` (and a torn last line): a
+        run resumed from the checkpoint of ``step`` logs them again. Atomic; returns the count."""
+        import json
+
+        if not self.metrics_file.is_file():
+            return 0
+        lines = self.metrics_file.read_text().splitlines(keepends=True)
+        keep = []
+        for line in lines:
+            try:
+                rec = json.loads(line)
+            except ValueError:  # a line cut by a kill: drop it
+                continue
+            if isinstance(rec, dict) and isinstance(rec.get("step"), int) and rec["step"] > step:
+                continue
+            keep.append(line if line.endswith("\n") else line + "\n")
+        dropped = len(lines) - len(keep)
+        if dropped:
+            tmp = self.metrics_file.with_name(f".{METRICS_FILE}.tmp-{os.getpid()}")
+            tmp.write_text("".join(keep))
+            os.replace(tmp, self.metrics_file)
+        return dropped
+
+    def temporaries(self) -> list[Path]:
+        """Files written under a temporary name and not renamed (``*.tmp-<pid>``: the generator
+        file, sample grids, metrics.jsonl rewrites) that a killed trainer left behind."""
+        out = []
+        for folder in (self.path, self.samples_dir):
+            if folder.is_dir():
+                out += [p for p in folder.iterdir() if p.is_file() and re.search(r"\.tmp-\d+$", p.name)]
+        return sorted(out)
+
+    @property
+    def lock_file(self) -> Path:
+        return self.path / LOCK_FILE
 
     @property
     def eval_dir(self) -> Path:
@@ -348,11 +408,11 @@ def load_generator(
             f"run: required with checkpoint={checkpoint} ({weights.name} holds weights only; the "
             f"architecture comes from the run's {GENERATOR_FILE})"
         )
-    from safetensors.torch import load_file
+    from maxvit_gan.models.pretrained import load_weights
 
     G = load_generator(run_path, device="cpu")
     try:
-        G.load_state_dict(load_file(str(weights)))
+        G.load_state_dict(load_weights(weights))
     except RuntimeError as err:
         raise ValueError(f"checkpoint: the weights in {weights} do not fit the generator of run {source}: {err}") from None
     if run_path.is_dir():

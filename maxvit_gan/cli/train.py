@@ -21,6 +21,8 @@ def task(dcfg) -> None:
 
     from maxvit_gan.rundir import RunDir
     from maxvit_gan.training.accelerator import build_accelerator
+    from maxvit_gan.training.checkpoint import CheckpointError
+    from maxvit_gan.training.lock import RunDirLockedError
     from maxvit_gan.training.trainer import Trainer
 
     cfg = OmegaConf.to_object(dcfg)
@@ -35,18 +37,24 @@ def task(dcfg) -> None:
         )
     cfg.run_dir = str(run_dir[0])
     accelerator = build_accelerator(cfg)
+    try:
+        trainer = Trainer(cfg, accelerator)  # locks the run dir, checks the config and the checkpoint to resume
+    except (RunDirLockedError, CheckpointError) as e:
+        raise UsageError(str(e)) from None
     if accelerator.is_main_process:
-        RunDir(cfg.run_dir).write_config(cfg)
-    result = Trainer(cfg, accelerator).train()
+        RunDir(cfg.run_dir).write_config(cfg)  # only now: a refused start leaves the run's config as it was
+    result = trainer.train()
     accelerator.print(f"Done: step {result['step']}, kimg {result['kimg']:.3f}; outputs in {cfg.run_dir}")
     accelerator.end_training()
 
 
 def main(argv: list[str] | None = None) -> None:
     from maxvit_gan.launch import quiet_hydra_on_other_ranks
-    from maxvit_gan.training.trainer import NonFiniteLossError
+    from maxvit_gan.training.checkpoint import CheckpointError, CheckpointWriteError
+    from maxvit_gan.training.trainer import NonFiniteLossError, PeerLostError
 
-    run_command("train", task, argv, exit_codes={NonFiniteLossError: 3}, before_hydra=quiet_hydra_on_other_ranks)
+    codes = {NonFiniteLossError: 3, CheckpointError: 3, CheckpointWriteError: 3, PeerLostError: 3}
+    run_command("train", task, argv, exit_codes=codes, before_hydra=quiet_hydra_on_other_ranks)
 
 
 if __name__ == "__main__":

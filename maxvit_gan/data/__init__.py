@@ -83,4 +83,7 @@ def build_dataset(cfg: DataConfig):
     except (FileNotFoundError, ValueError) as err:
         if str(err).startswith("data."):
             raise
-        raise type(err)(f"data.path: {err}") from err
+        # the message names the key; the class stays simple (JSONDecodeError and friends do not
+        # take a single message argument)
+        kind = FileNotFoundError if isinstance(err, FileNotFoundError) else ValueError
+        raise kind(f"data.path: {err}") from err

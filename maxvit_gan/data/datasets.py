@@ -8,8 +8,8 @@ and `content_hash`. No random flips here: the training step flips, seeded.
 Unreadable or truncated images are skipped with a warning that names the file and
 counted in `num_skipped`; `__getitem__` then returns the next readable image (with
 its own label), so an epoch never crashes on a bad file. A missing path, an empty
-dataset or one with no readable image is an error at construction. Counts are per
-process: with DataLoader workers each worker warns for and counts what it reads.
+dataset or one with no readable image is an error at construction. The count is shared
+with DataLoader workers (each warns for what it reads; `num_skipped` counts them all).
 
 `max_images=N` keeps a fixed random subset of N images (numpy seed 0), in listing
 order, so a subset of ImageNet still spans all classes (the first N files would
@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import multiprocessing
 import os
 import sys
 import warnings
@@ -53,16 +54,46 @@ def _is_image(name: str) -> bool:
 def list_image_files(root: str) -> list[str]:
     """Relative paths (with '/') of all images under `root`, recursive, sorted.
 
-    Hidden files and folders (leading '.') are ignored (e.g. macOS `._x.jpg`).
+    Hidden files and folders (leading '.') are ignored (e.g. macOS `._x.jpg`). Symbolic links
+    are followed, but every real folder is visited once: a link back up the tree (``ln -s .
+    loop``) or a second link to the same folder is skipped with a warning, never walked again.
     """
     found = []
+    seen: set[tuple[int, int]] = set()
+    repeats: list[str] = []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        try:
+            st = os.stat(dirpath)
+        except OSError:
+            dirnames[:] = []
+            continue
+        if (st.st_dev, st.st_ino) in seen:  # reached again through a link: already listed
+            repeats.append(os.path.relpath(dirpath, root))
+            dirnames[:] = []
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        keep = []
+        for d in sorted(d for d in dirnames if not d.startswith(".")):
+            try:
+                sub = os.stat(os.path.join(dirpath, d))
+            except OSError:  # a dangling link
+                continue
+            if (sub.st_dev, sub.st_ino) in seen:
+                repeats.append(os.path.relpath(os.path.join(dirpath, d), root))
+                continue
+            keep.append(d)
+        dirnames[:] = keep
         rel_dir = os.path.relpath(dirpath, root)
         for fname in filenames:
             if _is_image(fname):
                 rel = fname if rel_dir == "." else os.path.join(rel_dir, fname)
                 found.append(rel.replace(os.sep, "/"))
+    if repeats:
+        warnings.warn(
+            f"{root}: {len(repeats)} folder(s) reached a second time through a symbolic link were skipped "
+            f"(e.g. {repeats[0]!r}: a link loop or a second link to the same folder)",
+            stacklevel=2,
+        )
     return sorted(found)
 
 
@@ -71,9 +102,14 @@ def scan_image_folder(root: str, use_labels: bool = True) -> tuple[list[str], np
 
     Returns `(relative_paths, labels, class_names)`. When `use_labels` and images
     live in subfolders, the first path component is the class, classes are the
-    sorted folder names and labels index them (ImageNet `train/` layout); images
-    lying directly in `root` next to class folders have no class and are left out
-    (with a warning). A flat folder, or `use_labels=False`, gives `labels=None`.
+    sorted folder names and labels index them (ImageNet `train/` layout). A flat
+    folder, or `use_labels=False`, gives `labels=None` (every image, subfolders included).
+
+    Images lying directly in `root` next to subfolders have no class: when they are a few
+    next to several class folders they are left out with a warning that says what is
+    trained on; when they are as many as those in subfolders, or there is one subfolder
+    only (a flat folder with a `thumbs/` inside), the layout is ambiguous: an error that
+    says what to do.
     """
     if not os.path.exists(root):
         raise FileNotFoundError(f"image folder {root!r} does not exist")
@@ -86,14 +122,24 @@ def scan_image_folder(root: str, use_labels: bool = True) -> tuple[list[str], np
     if not use_labels or not any(in_subdir):
         return files, None, []
     loose = [f for f, sub in zip(files, in_subdir) if not sub]
+    nested = [f for f, sub in zip(files, in_subdir) if sub]
+    class_names = sorted({f.split("/", 1)[0] for f in nested})
     if loose:
+        folders = ", ".join(f"{c}/" for c in class_names[:4]) + (", ..." if len(class_names) > 4 else "")
+        if len(loose) >= len(nested) or len(class_names) == 1:
+            raise ValueError(
+                f"image folder {root!r} mixes {len(loose)} image(s) at its top level with {len(nested)} in "
+                f"{len(class_names)} subfolder(s) ({folders}): not a class-folder layout. Set "
+                f"data.conditional=false (use_labels=false) to train on all {len(files)} images without classes, "
+                "or put every image in a class folder"
+            )
         warnings.warn(
-            f"{root}: {len(loose)} image(s) next to the class folders have no class and are ignored "
-            f"(e.g. {loose[0]}); pass use_labels=False to use every image",
+            f"{root}: training on the {len(nested)} images of {len(class_names)} class folders; the {len(loose)} "
+            f"image(s) at the top level have no class and are left out (e.g. {loose[0]}); "
+            "data.conditional=false would use every image, without classes",
             stacklevel=2,
         )
-        files = [f for f, sub in zip(files, in_subdir) if sub]
-    class_names = sorted({f.split("/", 1)[0] for f in files})
+        files = nested
     index = {c: i for i, c in enumerate(class_names)}
     labels = np.array([index[f.split("/", 1)[0]] for f in files], dtype=np.int64)
     return files, labels, class_names
@@ -221,10 +267,25 @@ class _ImageDataset(Dataset):
             self.labels = np.zeros(len(keep), dtype=np.int64)
             self.num_classes = 0
             self.class_names = []
-        self.num_skipped = 0
-        self.skipped_files: list[str] = []
-        self._bad: set[int] = set()
+        self.skipped_files: list[str] = []  # the files this process found unreadable
+        # one flag per image, in memory shared with DataLoader workers (forked, or spawned: the
+        # array travels with the dataset then): an image found unreadable in a worker is counted
+        # where the trainer can see it, and not read again by other workers
+        self._bad_flags = multiprocessing.RawArray("B", max(len(keep), 1))
         self._content_hash: str | None = None
+
+    @property
+    def num_skipped(self) -> int:
+        """Unreadable images found so far, by this process and its DataLoader workers."""
+        return int(np.frombuffer(self._bad_flags, dtype=np.uint8).sum())
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        from multiprocessing import context
+
+        if context.get_spawning_popen() is None:  # plain pickling: a private copy of the flags
+            state["_bad_flags"] = bytearray(bytes(self._bad_flags))
+        return state
 
     def __len__(self) -> int:
         return len(self._names)
@@ -233,8 +294,7 @@ class _ImageDataset(Dataset):
         raise NotImplementedError
 
     def _mark_bad(self, i: int, err: BaseException) -> None:
-        self._bad.add(i)
-        self.num_skipped += 1
+        self._bad_flags[i] = 1
         self.skipped_files.append(self._names[i])
         warnings.warn(
             f"{self.name}: skipping unreadable image {self._names[i]!r} ({type(err).__name__}: {err})",
@@ -242,7 +302,7 @@ class _ImageDataset(Dataset):
         )
 
     def _try_load(self, i: int) -> np.ndarray | None:
-        if i in self._bad:
+        if self._bad_flags[i]:
             return None
         try:
             return self._load(i)
@@ -360,12 +420,11 @@ class ZipDataset(_ImageDataset):
         names = sorted(n for n in zf.namelist() if _is_image(n))
         if not names:
             raise ValueError(f"zip dataset {self.path!r} contains no images ({', '.join(IMAGE_EXTENSIONS)})")
-        meta = {}
-        if "dataset.json" in zf.namelist():
-            meta = json.loads(zf.read("dataset.json"))
-        self.meta = meta if isinstance(meta, dict) else {}
-        raw_labels = self._parse_labels(self.meta.get("labels"), names)
-        class_names = list(self.meta.get("class_names") or [])
+        self.meta = self._read_meta(zf)
+        class_names = self.meta.get("class_names") or []
+        if not isinstance(class_names, list) or not all(isinstance(c, str) for c in class_names):
+            raise ValueError(f"{self.path}: dataset.json 'class_names' must be a list of strings")
+        raw_labels = self._parse_labels(self.meta.get("labels"), names, len(class_names))
         self._setup(names, raw_labels, class_names, use_labels, max_images)
 
         if resolution is not None and resolution <= 0:
@@ -377,24 +436,63 @@ class ZipDataset(_ImageDataset):
         if in_memory:
             self._load_all()
 
-    def _parse_labels(self, labels, names: list[str]) -> np.ndarray | None:
+    def _read_meta(self, zf: zipfile.ZipFile) -> dict:
+        if "dataset.json" not in zf.namelist():
+            return {}
+        try:
+            meta = json.loads(zf.read("dataset.json"))
+        except (UnicodeDecodeError, ValueError) as err:
+            raise ValueError(f"{self.path}: dataset.json is not valid JSON ({err})") from None
+        if not isinstance(meta, dict):
+            raise ValueError(f"{self.path}: dataset.json must hold a JSON object, not a {type(meta).__name__}")
+        return meta
+
+    def _parse_labels(self, labels, names: list[str], num_class_names: int = 0) -> np.ndarray | None:
+        """``labels``: null, ``[[member name, class], ...]`` (StyleGAN2-ADA) or ``{name: class}``.
+        Classes are integers 0..K-1 (K = the number of class_names, when listed); every error is one
+        line naming the file and the entry."""
         if labels is None:
             return None
-        table = dict(labels)
+        where = f"{self.path}: dataset.json"
+        if isinstance(labels, dict):
+            pairs = list(labels.items())
+        elif isinstance(labels, list):
+            pairs = labels
+        else:
+            raise ValueError(
+                f"{where} 'labels' must be null or a list of [file name, class] pairs, not a {type(labels).__name__}"
+            )
+        table = {}
+        for k, pair in enumerate(pairs):
+            if not (isinstance(pair, (list, tuple)) and len(pair) == 2 and isinstance(pair[0], str)):
+                raise ValueError(f"{where} 'labels' entry {k} is {str(pair)[:80]}, not a [file name, class] pair")
+            table[pair[0]] = pair[1]
         out = np.empty(len(names), dtype=np.int64)
         for k, name in enumerate(names):
             if name not in table:
-                raise ValueError(f"{self.path}: dataset.json has no label for {name!r}")
+                raise ValueError(f"{where} has no label for {name!r}")
             value = table[name]
             if isinstance(value, list) and len(value) == 1:
                 value = value[0]
             if isinstance(value, bool) or not isinstance(value, int):
-                raise ValueError(
-                    f"{self.path}: label of {name!r} is {value!r}; only integer class labels are supported"
-                )
+                raise ValueError(f"{where}: the label of {name!r} is {str(value)[:40]}; only integer class labels are supported")
+            if value < 0 or (num_class_names and value >= num_class_names):
+                bound = f"0..{num_class_names - 1} (dataset.json lists {num_class_names} class_names)" if num_class_names else ">= 0"
+                raise ValueError(f"{where}: the label of {name!r} is {value}, out of range: classes are {bound}")
             out[k] = value
-        if out.size and out.min() < 0:
-            raise ValueError(f"{self.path}: negative class label in dataset.json")
+        if out.size and not num_class_names:  # classes are 0..max: most of them must have images
+            used = np.unique(out)
+            top = int(used[-1])
+            empty = top + 1 - len(used)
+            if empty > len(used):
+                raise ValueError(
+                    f"{where}: the labels take {len(used)} distinct value(s) but the largest is {top}: "
+                    f"{empty} of the {top + 1} classes would have no image; number the classes 0..K-1 "
+                    "(or list them in class_names)"
+                )
+            if empty:
+                missing = sorted(set(range(top + 1)) - set(used.tolist()))
+                warnings.warn(f"{where}: classes {missing[:10]} have no image", stacklevel=3)
         return out
 
     def _zip(self) -> zipfile.ZipFile:
@@ -406,7 +504,7 @@ class ZipDataset(_ImageDataset):
         return self._zf
 
     def __getstate__(self):
-        state = self.__dict__.copy()
+        state = super().__getstate__()
         state["_zf"] = None
         state["_zf_pid"] = -1
         return state

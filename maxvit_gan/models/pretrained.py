@@ -41,14 +41,82 @@ def save_generator(generator, path: str | os.PathLike, metadata: dict | None = N
     meta["generator_config"] = json.dumps(generator.config.to_dict())
     state = {k: v.detach().contiguous().cpu() for k, v in generator.state_dict().items()}
     tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-    save_file(state, str(tmp), metadata=meta)
-    os.replace(tmp, path)
+    try:
+        save_file(state, str(tmp), metadata=meta)
+        os.replace(tmp, path)
+    except BaseException:  # disk full, interrupted: no partial file left behind
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _unreadable(path, err: BaseException) -> ValueError:
+    first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    return ValueError(f"{path}: not a readable safetensors file (truncated or damaged?): {type(err).__name__}: {first}")
 
 
 def read_generator_metadata(path: str | os.PathLike) -> dict:
-    """The raw (string) metadata of a safetensors file."""
-    with safe_open(str(path), framework="pt") as f:
-        return dict(f.metadata() or {})
+    """The raw (string) metadata of a safetensors file; a ValueError (one line) if unreadable."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return dict(f.metadata() or {})
+    except OSError:
+        raise
+    except Exception as err:  # SafetensorError, a header that is not JSON, ...
+        raise _unreadable(path, err) from None
+
+
+def weight_shapes(path: str | os.PathLike) -> dict[str, tuple[int, ...]]:
+    """Tensor names and shapes from a safetensors header (reads the header only)."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except OSError:
+        raise
+    except Exception as err:
+        raise _unreadable(path, err) from None
+
+
+def load_weights(path: str | os.PathLike) -> dict:
+    """``safetensors.torch.load_file`` with a one-line ValueError for a damaged file."""
+    try:
+        return load_file(str(path))
+    except OSError:
+        raise
+    except Exception as err:
+        raise _unreadable(path, err) from None
+
+
+MAX_STAGES = 16  # 8 px * 2**15 = 262144 px: more is not a generator
+
+
+def check_config_against_weights(config: GeneratorConfig, shapes: dict[str, tuple[int, ...]], source) -> None:
+    """Bounds a generator config by the weights it comes with, before anything is built: every
+    size it names appears as a tensor dimension in a genuine file and every block holds
+    tensors, so a few bytes of JSON cannot ask for gigabytes. A ValueError naming the key."""
+    biggest = max((d for shape in shapes.values() for d in shape), default=0)
+    lists = {k: getattr(config, k) for k in ("channels", "depths", "window_sizes", "grid_sizes")}
+    for key, value in lists.items():
+        if value is not None and (not isinstance(value, list) or len(value) > MAX_STAGES):
+            raise ValueError(f"{source}: generator config {key}={str(value)[:60]}: not a list of at most {MAX_STAGES} stages")
+    ints = {k: getattr(config, k) for k in ("resolution", "z_dim", "num_classes", "head_dim", "num_latent_tokens",
+                                            "mbconv_expand", "class_embed_tokens")}  # fmt: skip
+    ints.update({f"{k}[{i}]": v for k, vs in lists.items() if vs for i, v in enumerate(vs)})
+    for key, value in ints.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{source}: generator config {key}={value!r}: not a non-negative integer")
+        if key.startswith("depths"):
+            continue
+        if value > biggest:
+            raise ValueError(
+                f"{source}: generator config {key}={value} is larger than any tensor dimension in the weights "
+                f"({biggest}): the config does not describe these weights"
+            )
+    if sum(config.depths or []) > len(shapes):
+        raise ValueError(
+            f"{source}: generator config depths={config.depths} ask for more blocks than the weights hold tensors ({len(shapes)})"
+        )
+    if not isinstance(config.mlp_ratio, (int, float)) or not 0 < config.mlp_ratio <= 64:
+        raise ValueError(f"{source}: generator config mlp_ratio={config.mlp_ratio!r}: not in (0, 64]")
 
 
 def _metadata_to_str(metadata: dict | None) -> dict[str, str]:
@@ -159,31 +227,58 @@ class PretrainedMixin:
 
     @classmethod
     def _build(cls, config: GeneratorConfig, weights: Path, device, metadata: dict | None = None):
+        """Check the config against the weights' header (bounds, then every tensor's shape on a
+        model built on the meta device: no memory), then build and load. Untrusted files fail
+        with one line naming what does not fit, never with a huge allocation."""
+        shapes = weight_shapes(weights)
+        check_config_against_weights(config, shapes, weights)
+        try:
+            with torch.device("meta"):
+                want = {k: tuple(v.shape) for k, v in cls(config).state_dict().items()}
+        except (ValueError, TypeError) as err:
+            raise ValueError(f"{weights}: invalid generator config: {err}") from None
+        diffs = [f"{k}: {shapes.get(k)} in the file, {want.get(k)} for the config" for k in sorted(set(want) | set(shapes))
+                 if want.get(k) != shapes.get(k)]  # fmt: skip
+        if diffs:
+            raise ValueError(
+                f"{weights}: the weights do not fit their generator config ({len(diffs)} tensors differ, e.g. {'; '.join(diffs[:3])})"
+            )
         generator = cls(config)
-        generator.load_state_dict(load_file(str(weights)))  # strict: every key must match
+        generator.load_state_dict(load_weights(weights))  # strict: every key must match
         generator.metadata = dict(metadata or {})
         return generator.to(device).eval().requires_grad_(False)
+
+    @staticmethod
+    def _config_from(data, source) -> GeneratorConfig:
+        try:
+            if isinstance(data, str):
+                data = json.loads(data)
+            if not isinstance(data, dict):
+                raise TypeError(f"expected a JSON object, got {type(data).__name__}")
+            return GeneratorConfig.from_dict(data)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{source}: invalid generator config: {err}") from None
 
     @classmethod
     def _from_file(cls, path: Path, device):
         meta = read_generator_metadata(path)
         if "generator_config" not in meta:
             raise ValueError(f"{path}: no 'generator_config' in the safetensors metadata; not a maxvit-gan generator file")
-        config = GeneratorConfig.from_dict(json.loads(meta["generator_config"]))
-        return cls._build(config, path, device, read_metadata(path))
+        return cls._build(cls._config_from(meta["generator_config"], path), path, device, read_metadata(path))
 
     @classmethod
     def _from_folder(cls, directory: Path, device):
         config_file, weights = directory / PRETRAINED_CONFIG, directory / PRETRAINED_WEIGHTS
         if not weights.is_file():
             raise FileNotFoundError(f"{directory}: no {PRETRAINED_WEIGHTS} (not a save_pretrained directory)")
-        config = json.loads(config_file.read_text())
-        if config.get("model_type") != MODEL_TYPE or "generator_config" not in config:
-            kind = config.get("model_type")
+        try:
+            config = json.loads(config_file.read_text())
+        except (UnicodeDecodeError, ValueError) as err:
+            raise ValueError(f"{config_file}: not valid JSON ({err})") from None
+        if not isinstance(config, dict) or config.get("model_type") != MODEL_TYPE or "generator_config" not in config:
+            kind = config.get("model_type") if isinstance(config, dict) else None
             raise ValueError(f"{config_file}: not a maxvit-gan generator config (model_type {kind!r})")
-        return cls._build(
-            GeneratorConfig.from_dict(config["generator_config"]), weights, device, config.get("metadata")
-        )
+        return cls._build(cls._config_from(config["generator_config"], config_file), weights, device, config.get("metadata"))
 
     def push_to_hub(self, repo_id: str, metadata: dict | None = None, model_card: str | None = None, **hub_kwargs) -> str:
         """``save_pretrained`` into a temporary folder and upload it as model repo ``repo_id``.

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import re
 
+MAX_SEEDS = 10_000  # one call holds every image in memory: 10k at 256 px is 2 GB
 
-def _parse_int_list(spec, key: str, names: list[str] | None = None) -> list[int]:
-    """``5``, ``"0-63"``, ``"0,5,7"``, ``"[1,2]"``, ``[0, "3-5"]``, ``"0-3,10"`` -> list of ints."""
+
+def _parse_int_list(spec, key: str, names: list[str] | None = None, limit: int = MAX_SEEDS) -> list[int]:
+    """``5``, ``"0-63"``, ``"0,5,7"``, ``"[1,2]"``, ``[0, "3-5"]``, ``"0-3,10"`` -> list of ints
+    (at most ``limit``: counted before any list is built)."""
     hint = "expected e.g. 5, 0-63, 0,5,7, [0,5,7] or 0-3,10"
     if names:
         hint += f", or class names ({', '.join(names[:6])}{', ...' if len(names) > 6 else ''})"
@@ -23,6 +26,8 @@ def _parse_int_list(spec, key: str, names: list[str] | None = None) -> list[int]
         parts = [p.strip().strip("'\"") for p in s.split(",")]
     else:
         raise ValueError(f"{key}: cannot parse {spec!r} ({hint})")
+    if len(parts) > limit:
+        raise ValueError(f"{key}: {len(parts)} values in {str(spec)[:60]!r}; at most {limit} per call")
     out: list[int] = []
     for p in parts:
         if isinstance(p, bool):
@@ -37,6 +42,11 @@ def _parse_int_list(spec, key: str, names: list[str] | None = None) -> list[int]
             a, b = int(m.group(1)), int(m.group(2))
             if a > b:
                 raise ValueError(f"{key}: empty range {p!r} in {spec!r} (start > end)")
+            if len(out) + b - a + 1 > limit:
+                raise ValueError(
+                    f"{key}: {spec!r} selects more than {limit} values (at most {limit} per call: every image is "
+                    "held in memory; split the range over several calls, or use scripts/evaluate.py for metrics)"
+                )
             out.extend(range(a, b + 1))
         elif re.fullmatch(r"[+-]?\d+", p):
             out.append(int(p))
