@@ -200,9 +200,11 @@ class RunLogger:
     def _purge_tensorboard(self, purge_step: int) -> None:
         """Reopen TensorBoard's writer with ``purge_step``: events at steps >= it from an earlier
         attempt are dropped, so a resumed run shows each step once."""
+        from accelerate.tracking import TensorBoardTracker
+
         for tracker in self.trackers:
             writer = getattr(tracker, "writer", None)
-            if getattr(tracker, "name", None) == "tensorboard" and writer is not None:
+            if isinstance(tracker, TensorBoardTracker) and writer is not None:
                 log_dir = writer.log_dir if hasattr(writer, "log_dir") else writer.logdir
                 writer.close()
                 tracker.writer = type(writer)(log_dir, purge_step=purge_step)
@@ -215,8 +217,11 @@ class RunLogger:
         if self.enabled:
             tqdm.write(text, file=sys.stdout)
             sys.stdout.flush()
-            self.log.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')}  {text}\n")
-            self.log.flush()
+            try:
+                self.log.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')}  {text}\n")
+                self.log.flush()
+            except OSError as err:  # disk full: the checkpoints matter more than a log line
+                warnings.warn(f"could not write a line to {self.log.name} ({err}); training continues", stacklevel=2)
 
     def record(self, stats: dict, step: int) -> None:
         if not self.enabled:
