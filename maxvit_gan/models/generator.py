@@ -63,7 +63,8 @@ class Upsample(nn.Module):
     training can still grow a fixed 2x2 pattern (measured: benchmarks/RESULTS.md).
     ``bilinear``: a 1x1 conv to the next width, then bilinear 2x upsampling (the two commute;
     the conv runs at the low resolution). Every output pixel is made the same way: no
-    sub-pixel position has parameters of its own, so no fixed 2x2 pattern can be learned.
+    sub-pixel position has parameters of its own in the upsampler (a stage's learned position
+    embedding still can hold a fixed pattern; benchmarks/RESULTS.md measures what remains).
     """
 
     def __init__(self, in_channels: int, out_channels: int, mode: str = "pixel_shuffle"):
