@@ -4,6 +4,7 @@
     python benchmarks/quality_shapes.py --jobs 2 --threads 1     # two runs at a time, one thread each
     python benchmarks/quality_shapes.py --write                  # also regenerate its RESULTS.md section + figures
     python benchmarks/quality_shapes.py score outputs/<run> ...  # score every checkpoint of existing shapes runs
+    python benchmarks/quality_shapes.py report --write          # render the last JSON again (no scoring)
 
 Every run is the README's demo command, ``scripts/train_gan.py`` (``experiment=shapes_cpu``:
 the trainer, discriminator, losses and recipe users run), with ``seed=N`` and, for the
@@ -435,6 +436,8 @@ def main(argv=None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "score":
         return score_main(argv[1:])
+    if argv and argv[0] == "report":
+        return report_main(argv[1:])
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--archs", default=",".join(ARCHS), help=f"comma-separated, from {list(ARCHS)}")
@@ -488,16 +491,34 @@ def main(argv=None) -> None:
     }
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "quality_shapes.json").write_text(json.dumps(res, indent=1))
+    publish(res, archs, args.write)
+
+
+def publish(res: dict, archs: list[str], write: bool) -> None:
+    """Print the section; curves and grids to benchmarks/out/, or with ``write`` to
+    benchmarks/results/ together with the JSON and the RESULTS.md section."""
     block = render(res)
     print(block)
-    target = RESULTS if args.write else OUT
+    target = RESULTS if write else OUT
     target.mkdir(parents=True, exist_ok=True)
-    plot(runs, target / "quality_shapes.png")
+    plot(res["runs"], target / "quality_shapes.png")
     grids(archs, target / "quality_grids.png")
-    if args.write:
+    if write:
         shutil.copy(OUT / "quality_shapes.json", RESULTS / "quality_shapes.json")
         write_md(block, HERE / "RESULTS.md")
         print(f"wrote {HERE / 'RESULTS.md'} and {RESULTS}/quality_*", flush=True)
+
+
+def report_main(argv) -> None:
+    ap = argparse.ArgumentParser(prog="quality_shapes.py report", description="render the last run's JSON again (no scoring)")
+    ap.add_argument("--write", action="store_true", help="regenerate the RESULTS.md section and benchmarks/results/ figures")
+    ap.add_argument("--notes", default=None, help="replace the notes under the tables")
+    args = ap.parse_args(argv)
+    res = json.loads((OUT / "quality_shapes.json").read_text())
+    if args.notes is not None:
+        res["notes"] = args.notes
+        (OUT / "quality_shapes.json").write_text(json.dumps(res, indent=1))
+    publish(res, list(res["summary"]["archs"]), args.write)
 
 
 def score_main(argv) -> None:
