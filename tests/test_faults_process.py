@@ -105,10 +105,10 @@ def test_a_second_trainer_on_a_busy_run_dir_fails_at_once_naming_the_holder(tmp_
     first = _start(_script(run, "seed=0"))
     try:
         _wait(lambda: len(_steps(run)) >= 2, 120, "the first trainer's ticks", [first])
-        t0 = time.time()
+        # it must not wait for the lock: a hang ends in TimeoutExpired, not in a speed verdict
         second = subprocess.run(_script(run, "seed=1", "resume=auto"), cwd=ROOT, env=_env(), capture_output=True,
                                 text=True, timeout=120)  # fmt: skip
-        assert second.returncode != 0 and time.time() - t0 < 60
+        assert second.returncode != 0
         out = second.stdout + second.stderr
         assert f"is in use by another trainer: pid {first.pid} " in out, out[-3000:]
         assert RunDir(run).read_config()["seed"] == 0  # its config was not overwritten

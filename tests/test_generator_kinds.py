@@ -5,7 +5,7 @@ from dataclasses import replace
 
 import pytest
 import torch
-from train_utils import fresh_trainer, run_config
+from train_utils import fresh_trainer, model_state, run_config
 
 from maxvit_gan import load_generator
 from maxvit_gan.models import Generator, generator_preset
@@ -68,12 +68,7 @@ def test_bilinear_upsampler_has_no_sub_pixel_parameters():
     assert sum(p.numel() for p in up.parameters()) == 16 * 8 + 8
 
 
-def _state(trainer):
-    acc = trainer.accelerator
-    out = {}
-    for name, module in (("G", acc.unwrap_model(trainer.G)), ("D", acc.unwrap_model(trainer.D)), ("EMA", trainer.ema.module)):
-        out.update({f"{name}.{k}": v.detach().clone() for k, v in module.state_dict().items()})
-    return out
+_state = model_state
 
 
 @pytest.mark.slow

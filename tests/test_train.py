@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-from train_utils import fresh_trainer, run_config
+from train_utils import fresh_trainer, model_state, run_config
 
 ROOT = Path(__file__).resolve().parents[1]
 ACCELERATE = [sys.executable, "-m", "accelerate.commands.launch"]
@@ -72,12 +72,7 @@ def test_smoke_run_then_resume_auto(tmp_path):
     assert meta["step"] == "12"
 
 
-def _state(trainer):
-    acc = trainer.accelerator
-    out = {}
-    for name, module in (("G", acc.unwrap_model(trainer.G)), ("D", acc.unwrap_model(trainer.D)), ("EMA", trainer.ema.module)):
-        out.update({f"{name}.{k}": v.detach().clone() for k, v in module.state_dict().items()})
-    return out
+_state = model_state
 
 
 def test_resume_is_bit_exact_one_process(tmp_path):

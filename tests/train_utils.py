@@ -27,3 +27,12 @@ def fresh_trainer(cfg) -> Trainer:
     AcceleratorState._reset_state(True)
     GradientState._reset_state()
     return Trainer(cfg)
+
+
+def model_state(trainer) -> dict:
+    """Every weight of G, D and the EMA generator, cloned (for bit-exact comparisons)."""
+    acc = trainer.accelerator
+    out = {}
+    for name, module in (("G", acc.unwrap_model(trainer.G)), ("D", acc.unwrap_model(trainer.D)), ("EMA", trainer.ema.module)):
+        out.update({f"{name}.{k}": v.detach().clone() for k, v in module.state_dict().items()})
+    return out
