@@ -46,6 +46,7 @@ from maxvit_gan.data import ShapesDataset
 from maxvit_gan.images import quantize_images
 from maxvit_gan.metrics import StreamingStats, frechet_distance
 from maxvit_gan.rundir import RunDir, load_generator
+from maxvit_gan.sampling.parse import parse_seeds
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -55,6 +56,20 @@ RESULTS = HERE / "results"
 RES, NUM_CLASSES = 32, 4
 CLASS_NAMES = ("circle", "square", "triangle", "cross")
 ARCHS = {"maxvit": [], "conv": ["model.generator.arch=conv"], "mbconv": ["model.generator.arch=mbconv"]}
+# Ablations of the demo recipe (item 4 of the quality issue): one change each, same seeds and
+# length; pass their names to --archs. Runs are named <name>-s<seed> like the three kinds.
+ABLATIONS = {  # name -> (overrides on top of the demo, what changes)
+    "maxvit_cw1": (["loss.class_weight=1.0"], "auxiliary class loss 0.3 -> 1.0"),
+    "maxvit_cw0": (["loss.class_weight=0"], "no auxiliary class loss"),
+    "maxvit_attn32": (["model.generator.window_sizes=[4,4,4]", "model.generator.grid_sizes=[2,4,8]"], "Max-SA at 32 px too"),
+    "maxvit_lr2": (["optim.g_lr=2.5e-4", "optim.d_lr=2.5e-4"], "half the learning rate"),
+    "maxvit_r1x10": (["loss.r1_gamma=1.0"], "R1 gamma 0.1 -> 1.0"),
+}
+# The EMA ablation needs no training: the maxvit runs' checkpoints hold the raw G next to its EMA.
+RAW = {"maxvit_noema": "maxvit"}  # name -> the runs whose raw (non-EMA) generator it scores
+WHAT = {**{k: v[1] for k, v in ABLATIONS.items()}, "maxvit_noema": "no EMA: the trained G itself (the maxvit runs)"}
+VARIANTS = {**ARCHS, **{k: v[0] for k, v in ABLATIONS.items()}, **{k: None for k in RAW}}
+RAW_WEIGHTS = "model.safetensors"  # a checkpoint's generator (Accelerate's first model); ema.safetensors is its EMA
 RUN_KEYS = ["train.checkpoint_kimg=4", "train.keep_checkpoints=1000"]  # more checkpoints: curves; same training
 BEGIN = "<!-- BEGIN benchmarks/quality_shapes.py (generated) -->"
 END = "<!-- END benchmarks/quality_shapes.py -->"
@@ -166,14 +181,15 @@ class Scorer:
         }
 
 
-def score_run(run: Path, scorer: Scorer) -> list[dict]:
-    """Every checkpoint of a shapes run: kimg, wall-clock seconds, scores."""
+def score_run(run: Path, scorer: Scorer, raw: bool = False) -> list[dict]:
+    """Every checkpoint of a shapes run: kimg, wall-clock seconds, scores of its EMA generator
+    (``raw``: of the trained generator itself, the checkpoint's model weights)."""
     rd = RunDir(run)
     ticks = {m["step"]: m for m in rd.read_metrics() if "time_s" in m}
     points = []
     for ck in rd.checkpoints():
         state = rd.checkpoint_state(ck)
-        G = load_generator(run, checkpoint=ck)
+        G = load_generator(run, checkpoint=ck / RAW_WEIGHTS if raw else ck)
         if G.resolution != RES or G.num_classes != NUM_CLASSES:
             raise ValueError(f"{run}: needs a conditional 32-px shapes run, got {G.resolution} px, {G.num_classes} classes")
         tick = ticks.get(state["step"]) or max((t for s, t in ticks.items() if s <= state["step"]), key=lambda t: t["step"], default={})
@@ -185,7 +201,7 @@ def score_run(run: Path, scorer: Scorer) -> list[dict]:
 
 
 def run_overrides(arch: str, seed: int, kimg: float, threads: int) -> list[str]:
-    return ["experiment=shapes_cpu", f"seed={seed}", f"train.kimg={kimg}", f"train.cpu_threads={threads}", *RUN_KEYS, *ARCHS[arch]]
+    return ["experiment=shapes_cpu", f"seed={seed}", f"train.kimg={kimg}", f"train.cpu_threads={threads}", *RUN_KEYS, *VARIANTS[arch]]
 
 
 def run_is_complete(run: Path, kimg: float) -> bool:
@@ -278,12 +294,12 @@ def summarise(runs: dict[str, list[dict]], kimg: float, speed: dict[str, float] 
     by_arch: dict[str, list[tuple[str, list[dict], dict]]] = {}
     for name, pts in runs.items():
         arch, seed = name.rsplit("-s", 1)
-        ticks = [m for m in RunDir(RUNS / name).read_metrics() if "img_per_s" in m]
+        ticks = [m for m in RunDir(RUNS / f"{RAW.get(arch, arch)}-s{seed}").read_metrics() if "img_per_s" in m]
         info = {"seed": int(seed), "img_per_s": statistics.median(m["img_per_s"] for m in ticks) if ticks else float("nan")}
         by_arch.setdefault(arch, []).append((name, pts, info))
     # equal wall-clock: the time the fastest model needs for the full length
     if speed:
-        end_time = {a: kimg * 1000 / speed[a] for a in by_arch}
+        end_time = {a: kimg * 1000 / speed[RAW.get(a, a)] for a in by_arch}
     else:
         end_time = {a: statistics.fmean(p[-1]["time_s"] for _, p, _ in rs) for a, rs in by_arch.items()}
     budget = min(end_time.values())
@@ -296,7 +312,7 @@ def summarise(runs: dict[str, list[dict]], kimg: float, speed: dict[str, float] 
             "seeds": [i["seed"] for _, _, i in rs],
             "kimg": statistics.fmean(f["kimg"] for f in finals),
             "time_s": end_time[arch],
-            "img_per_s": (speed[arch], 0.0) if speed else _mean_sd([i["img_per_s"] for _, _, i in rs]),
+            "img_per_s": (speed[RAW.get(arch, arch)], 0.0) if speed else _mean_sd([i["img_per_s"] for _, _, i in rs]),
             "fid": _mean_sd([f["fid"] for f in finals]),
             "acc": _mean_sd([f["acc"] for f in finals]),
             "per_class": [_mean_sd([f["per_class"][c] for f in finals]) for c in range(NUM_CLASSES)],
@@ -355,6 +371,8 @@ def grids(archs: list[str], path: Path) -> None:
 
     tiles = []
     for arch in archs:
+        if arch not in ARCHS or not (RUNS / f"{arch}-s0").is_dir():
+            continue
         f = last_grid(RUNS / f"{arch}-s0")
         if f.is_file():
             tiles.append(Image.open(f).convert("RGB"))
@@ -393,14 +411,21 @@ def render(res: dict) -> str:
         f"- Scorer: Shapes-FID (Frechet distance of shapes-classifier features, {a['n']} samples vs {a['n']} held-out reals; "
         f"real-vs-real floor {res['real_vs_real']:.1f}; classifier held-out accuracy {res['heldout_accuracy']:.4f}), "
         f"accuracy of the samples for the requested class, fixed checkerboard (8-bit levels; reals {res.get('real_checkerboard', 0):.2f}).",
-        "",
-        f"| generator | G params | seeds | img/s | Shapes-FID @ {a['kimg']:g} kimg | accuracy | circle | square | triangle | cross | checkerboard |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for arch, v in s["archs"].items():
+    cols = f"G params | seeds | img/s | Shapes-FID @ {a['kimg']:g} kimg | accuracy | circle | square | triangle | cross | checkerboard |"
+    kinds = [k for k in s["archs"] if k in ARCHS]
+    ablations = [k for k in s["archs"] if k not in ARCHS]
+
+    def row(arch: str) -> str:
+        v = s["archs"][arch]
         pc = " | ".join(pm(c, 2) for c in v["per_class"])
-        L.append(f"| {arch} | {res['params'][arch] / 1e6:.2f}M | {len(v['seeds'])} | {pm(v['img_per_s'], 0)} | {pm(v['fid'])} | "
-                 f"{pm(v['acc'], 3)} | {pc} | {pm(v['checkerboard'], 2)} |")  # fmt: skip
+        return (f"| {arch} | {res['params'][arch] / 1e6:.2f}M | {len(v['seeds'])} | {pm(v['img_per_s'], 0)} | {pm(v['fid'])} | "
+                f"{pm(v['acc'], 3)} | {pc} | {pm(v['checkerboard'], 2)} |")  # fmt: skip
+
+    L += ["", f"| generator | {cols}", "|---" * 11 + "|", *map(row, kinds)]
+    if ablations:
+        L += ["", "Ablations of the demo recipe (maxvit, one change each, same seeds and length; `--archs <name>`):", "",
+              f"| ablation | {cols} what changes |", "|---" * 12 + "|", *(row(k) + f" {WHAT.get(k, '')} |" for k in ablations)]  # fmt: skip
     how = ("img/s measured side by side in one process (`--speed`), curves read at the kimg each model reaches"
            if s.get("speed_side_by_side") else "the runs' own clocks")
     L += ["", f"Equal wall-clock (the same runs; {how} in {s['budget_s'] / 60:.1f} min, the fastest model's time for "
@@ -439,8 +464,8 @@ def main(argv=None) -> None:
     if argv and argv[0] == "report":
         return report_main(argv[1:])
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--archs", default=",".join(ARCHS), help=f"comma-separated, from {list(ARCHS)}")
+    ap.add_argument("--seeds", default="0-2", help="seeds: 0-2, 1,2 or 0-1,5 (the README demo's seed=N)")
+    ap.add_argument("--archs", default=",".join(ARCHS), help=f"comma-separated, from {list(VARIANTS)}")
     ap.add_argument("--kimg", type=float, default=32, help="training length per run (the demo's: 32)")
     ap.add_argument("--jobs", type=int, default=1, help="runs trained at the same time")
     ap.add_argument("--threads", type=int, default=2, help="torch threads per run")
@@ -453,28 +478,37 @@ def main(argv=None) -> None:
     ap.add_argument("--notes", default="", help="text under the tables in RESULTS.md")
     args = ap.parse_args(argv)
     archs = args.archs.split(",")
-    unknown = [a for a in archs if a not in ARCHS]
+    unknown = [a for a in archs if a not in VARIANTS]
     if unknown:
-        raise SystemExit(f"--archs: unknown {unknown}; choose from {list(ARCHS)}")
+        raise SystemExit(f"--archs: unknown {unknown}; choose from {list(VARIANTS)}")
+    seeds = parse_seeds(args.seeds)
+    raw_of = {a: RAW[a] for a in archs if a in RAW}
+    archs_to_train = list(dict.fromkeys(raw_of.get(a, a) for a in archs))
     torch.set_num_threads(args.threads)
-    jobs = [(a, s) for s in range(args.seeds) for a in archs]
+    jobs = [(a, s) for s in seeds for a in archs_to_train]
     if args.no_train:
         missing = [f"{a}-s{s}" for a, s in jobs if not run_is_complete(RUNS / f"{a}-s{s}", args.kimg)]
         print(f"--no-train: {len(jobs) - len(missing)} complete runs; not run: {', '.join(missing) or 'none'}", flush=True)
         paths = [RUNS / f"{a}-s{s}" for a, s in jobs if f"{a}-s{s}" not in missing]
-        archs = [a for a in archs if (RUNS / f"{a}-s0") in paths]
     else:
         with ThreadPoolExecutor(max_workers=args.jobs) as pool:
             paths = list(pool.map(lambda j: train(j[0], j[1], args.kimg, args.threads, args.retrain), jobs))
     scorer = Scorer(args.n)
-    runs = {}
-    for path in paths:
-        runs[path.name] = score_run(path, scorer)
-        last = runs[path.name][-1]
-        print(f"[{path.name}] {last['kimg']:.1f} kimg  Shapes-FID {last['fid']:.1f}  acc {last['acc']:.3f}  "
-              f"per class {' '.join(f'{v:.2f}' for v in last['per_class'])}  checkerboard {last['checkerboard']:.2f}", flush=True)  # fmt: skip
-    params = {a: sum(p.numel() for p in load_generator(RUNS / f"{a}-s0").parameters()) for a in archs}
-    speed = measure_speed(archs, args.threads) if args.speed else None
+    runs, first_run = {}, {}
+    for arch in archs:
+        for path in paths:
+            arch_of_run, seed = path.name.rsplit("-s", 1)
+            if arch_of_run != raw_of.get(arch, arch):
+                continue
+            name = f"{arch}-s{seed}"
+            runs[name] = score_run(path, scorer, raw=arch in raw_of)
+            first_run.setdefault(arch, path)
+            last = runs[name][-1]
+            print(f"[{name}] {last['kimg']:.1f} kimg  Shapes-FID {last['fid']:.1f}  acc {last['acc']:.3f}  "
+                  f"per class {' '.join(f'{v:.2f}' for v in last['per_class'])}  checkerboard {last['checkerboard']:.2f}", flush=True)  # fmt: skip
+    archs = [a for a in archs if a in first_run]
+    params = {a: sum(p.numel() for p in load_generator(run).parameters()) for a, run in first_run.items()}
+    speed = measure_speed(archs_to_train, args.threads) if args.speed else None
     res = {
         "command": "python benchmarks/quality_shapes.py " + " ".join(argv),
         "date": time.strftime("%Y-%m-%d"),

@@ -53,6 +53,9 @@ def test_scores_and_report_from_product_runs(tmp_path, qs):
     scorer = qs.Scorer(n=64)
     runs = {name: qs.score_run(qs.RUNS / name, scorer) for name in ("maxvit-s0", "conv-s0")}
     assert [p["kimg"] for p in runs["maxvit-s0"]] == [0.016, 0.032]
+    # the EMA ablation scores the checkpoints' trained G (not its EMA) of the same runs
+    raw = qs.score_run(qs.RUNS / "maxvit-s0", scorer, raw=True)
+    assert [p["kimg"] for p in raw] == [0.016, 0.032] and raw[-1]["fid"] != runs["maxvit-s0"][-1]["fid"]
     p = runs["conv-s0"][-1]
     assert p["fid"] > 0 and 0 <= p["acc"] <= 1 and len(p["per_class"]) == 4 and p["checkerboard"] > 0
     summary = qs.summarise(runs, 0.032)
@@ -66,6 +69,10 @@ def test_scores_and_report_from_product_runs(tmp_path, qs):
     block = qs.render(res)
     assert block.startswith(qs.BEGIN) and block.rstrip().endswith(qs.END)
     assert "| maxvit | 1.00M | 1 |" in block and "| conv | 0 |" in block
+    with_ablation = qs.summarise({**runs, "maxvit_noema-s0": raw}, 0.032)
+    block2 = qs.render({**res, "summary": with_ablation, "params": {**res["params"], "maxvit_noema": 1e6}})
+    assert "| ablation |" in block2 and "| maxvit_noema | 1.00M | 1 |" in block2 and qs.WHAT["maxvit_noema"] in block2
+    assert block2.index("| conv |") < block2.index("| ablation |") < block2.index("| maxvit_noema |")
     md = tmp_path / "RESULTS.md"
     md.write_text("# x\n\nkept\n")
     qs.write_md(block, md)
