@@ -12,6 +12,8 @@ baselines, one key: ``model.generator.arch=conv`` (residual conv stages, FiLM-mo
 the latent tokens, parameter-matched) or ``model.generator.arch=mbconv`` (the MaxViT
 generator without self-attention). Checkpoints every 4 kimg are kept and scored; runs live
 in benchmarks/out/quality_runs/ and are reused when complete (``--retrain`` to redo).
+Ablations (``ABLATIONS``: one or two overrides each, e.g. ``--archs maxvit_cw03,maxvit_r1x10``)
+get a table of their own; ``maxvit_noema`` trains nothing: it scores the maxvit runs' raw G.
 
 Scorer ("Shapes-FID"): the Frechet distance (``maxvit_gan.metrics.frechet_distance``, float64
 statistics) between features of a small CNN trained on shapes (the 128-d layer before its
@@ -59,11 +61,17 @@ ARCHS = {"maxvit": [], "conv": ["model.generator.arch=conv"], "mbconv": ["model.
 # Ablations of the demo recipe (item 4 of the quality issue): one change each, same seeds and
 # length; pass their names to --archs. Runs are named <name>-s<seed> like the three kinds.
 ABLATIONS = {  # name -> (overrides on top of the demo, what changes)
-    "maxvit_cw1": (["loss.class_weight=1.0"], "auxiliary class loss 0.3 -> 1.0"),
-    "maxvit_cw0": (["loss.class_weight=0"], "no auxiliary class loss"),
-    "maxvit_attn32": (["model.generator.window_sizes=[4,4,4]", "model.generator.grid_sizes=[2,4,8]"], "Max-SA at 32 px too"),
+    "maxvit_cw03": (["loss.class_weight=0.3"], "auxiliary class loss 0.6 -> 0.3 (the demo until 2026-11-30)"),
+    "maxvit_cw1": (["loss.class_weight=1.0"], "auxiliary class loss 0.6 -> 1.0"),
+    "conv_cw03": (["model.generator.arch=conv", "loss.class_weight=0.3"], "the conv baseline at class loss 0.3"),
+    "mbconv_cw03": (["model.generator.arch=mbconv", "loss.class_weight=0.3"], "no self-attention, class loss 0.3"),
+    "maxvit_attn32": (
+        ["model.generator.window_sizes=[4,4,4]", "model.generator.grid_sizes=[2,4,8]"],
+        "Max-SA at 32 px too",
+    ),
     "maxvit_lr2": (["optim.g_lr=2.5e-4", "optim.d_lr=2.5e-4"], "half the learning rate"),
     "maxvit_r1x10": (["loss.r1_gamma=1.0"], "R1 gamma 0.1 -> 1.0"),
+    "maxvit_mbstd16": (["model.discriminator.mbstd_group=16"], "minibatch stddev over the whole batch (16), not groups of 4"),
 }
 # The EMA ablation needs no training: the maxvit runs' checkpoints hold the raw G next to its EMA.
 RAW = {"maxvit_noema": "maxvit"}  # name -> the runs whose raw (non-EMA) generator it scores
@@ -138,6 +146,13 @@ def classifier() -> ShapesClassifier:
     return net
 
 
+def dark_share(x: torch.Tensor) -> float:
+    """Share of images in [-1, 1] whose one-pixel border averages below 110 of 255: the dark
+    backgrounds, a mode of the shapes data (a quarter of the reals) that generators drop."""
+    border = torch.cat([x[..., 0, :], x[..., -1, :], x[..., :, 0], x[..., :, -1]], dim=-1)
+    return ((border.mean(dim=(1, 2)) + 1) * 127.5 < 110).float().mean().item()
+
+
 def checkerboard(x: torch.Tensor) -> float:
     """The fixed 2x2 pattern of images in [-1, 1] (N, 3, H, W): mean |a - b - c + d| over the
     aligned 2x2 cells of their average image, in 8-bit levels."""
@@ -162,6 +177,7 @@ class Scorer:
             self.real_stats = _stats(self.clf.features(reals))
             self.real_vs_real = frechet_distance(*_stats(self.clf.features(reals2)), *self.real_stats)
         self.real_checkerboard = checkerboard(reals)
+        self.real_dark = dark_share(reals)
         self.heldout_accuracy = json.loads((OUT / "shapes32_classifier.json").read_text())["heldout_accuracy"]
 
     @torch.no_grad()
@@ -178,17 +194,21 @@ class Scorer:
             "acc": right.float().mean().item(),
             "per_class": [right[labels == c].float().mean().item() for c in range(NUM_CLASSES)],
             "checkerboard": checkerboard(x),
+            "dark": dark_share(x),
         }
 
 
-def score_run(run: Path, scorer: Scorer, raw: bool = False) -> list[dict]:
-    """Every checkpoint of a shapes run: kimg, wall-clock seconds, scores of its EMA generator
-    (``raw``: of the trained generator itself, the checkpoint's model weights)."""
+def score_run(run: Path, scorer: Scorer, raw: bool = False, upto_kimg: float | None = None) -> list[dict]:
+    """Every checkpoint of a shapes run (up to ``upto_kimg``: a longer run read at a shorter
+    length): kimg, wall-clock seconds, scores of its EMA generator (``raw``: of the trained
+    generator itself, the checkpoint's model weights)."""
     rd = RunDir(run)
     ticks = {m["step"]: m for m in rd.read_metrics() if "time_s" in m}
     points = []
     for ck in rd.checkpoints():
         state = rd.checkpoint_state(ck)
+        if upto_kimg is not None and state["nimg"] > upto_kimg * 1000:
+            continue
         G = load_generator(run, checkpoint=ck / RAW_WEIGHTS if raw else ck)
         if G.resolution != RES or G.num_classes != NUM_CLASSES:
             raise ValueError(f"{run}: needs a conditional 32-px shapes run, got {G.resolution} px, {G.num_classes} classes")
@@ -317,7 +337,9 @@ def summarise(runs: dict[str, list[dict]], kimg: float, speed: dict[str, float] 
             "acc": _mean_sd([f["acc"] for f in finals]),
             "per_class": [_mean_sd([f["per_class"][c] for f in finals]) for c in range(NUM_CLASSES)],
             "checkerboard": _mean_sd([f["checkerboard"] for f in finals]),
-            "per_seed": [{"seed": i["seed"], **{k: f[k] for k in ("fid", "acc", "per_class", "checkerboard")}} for (_, _, i), f in zip(rs, finals)],
+            "dark": _mean_sd([f.get("dark", float("nan")) for f in finals]),
+            "per_seed": [{"seed": i["seed"], "dark": f.get("dark", float("nan")), **{k: f[k] for k in ("fid", "acc", "per_class", "checkerboard")}}
+                         for (_, _, i), f in zip(rs, finals)],
             "budget": {"kimg": _mean_sd([q["kimg"] for q in at_budget]), "fid": _mean_sd([q["fid"] for q in at_budget]),
                        "acc": _mean_sd([q["acc"] for q in at_budget])},
         }  # fmt: skip
@@ -333,10 +355,13 @@ def plot(runs: dict[str, list[dict]], path: Path) -> None:
 
     colors = {"maxvit": "tab:blue", "conv": "tab:orange", "mbconv": "tab:green"}
     fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
+    others = iter(["tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:gray", "tab:olive", "tab:cyan"] * 3)
+    labelled = set()
     for name, pts in sorted(runs.items()):
         arch = name.rsplit("-s", 1)[0]
-        c = colors.get(arch, "gray")
-        label = arch if name.endswith("-s0") else None
+        c = colors.setdefault(arch, next(others))
+        label = None if arch in labelled else arch  # one legend entry per model
+        labelled.add(arch)
         kimg = [p["kimg"] for p in pts]
         minutes = [(p["time_s"] or float("nan")) / 60 for p in pts]
         for ax, x, key in ((axes[0, 0], kimg, "fid"), (axes[0, 1], kimg, "acc"), (axes[1, 0], minutes, "fid"), (axes[1, 1], minutes, "acc")):
@@ -410,7 +435,8 @@ def render(res: dict) -> str:
         f"baselines; {a['kimg']:g} kimg each, checkpoints every 4 kimg scored.",
         f"- Scorer: Shapes-FID (Frechet distance of shapes-classifier features, {a['n']} samples vs {a['n']} held-out reals; "
         f"real-vs-real floor {res['real_vs_real']:.1f}; classifier held-out accuracy {res['heldout_accuracy']:.4f}), "
-        f"accuracy of the samples for the requested class, fixed checkerboard (8-bit levels; reals {res.get('real_checkerboard', 0):.2f}).",
+        f"accuracy of the samples for the requested class, fixed checkerboard (8-bit levels; reals {res.get('real_checkerboard', 0):.2f}), "
+        f"dark share (samples with a dark background, a mode generators drop; reals {res.get('real_dark', float('nan')):.2f}).",
     ]
     cols = f"G params | seeds | img/s | Shapes-FID @ {a['kimg']:g} kimg | accuracy | circle | square | triangle | cross | checkerboard |"
     kinds = [k for k in s["archs"] if k in ARCHS]
@@ -424,7 +450,7 @@ def render(res: dict) -> str:
 
     L += ["", f"| generator | {cols}", "|---" * 11 + "|", *map(row, kinds)]
     if ablations:
-        L += ["", "Ablations of the demo recipe (maxvit, one change each, same seeds and length; `--archs <name>`):", "",
+        L += ["", "Ablations of the demo recipe (one change each unless said, same seeds and length; `--archs <name>`):", "",
               f"| ablation | {cols} what changes |", "|---" * 12 + "|", *(row(k) + f" {WHAT.get(k, '')} |" for k in ablations)]  # fmt: skip
     how = ("img/s measured side by side in one process (`--speed`), curves read at the kimg each model reaches"
            if s.get("speed_side_by_side") else "the runs' own clocks")
@@ -435,11 +461,11 @@ def render(res: dict) -> str:
         b = v["budget"]
         L.append(f"| {arch} | {pm(b['kimg'])} | {pm(b['fid'])} | {pm(b['acc'], 3)} |")
     L += ["", "Per seed (the demo's acceptance: every class >= 0.85 and Shapes-FID <= 80):", "",
-          "| generator | seed | Shapes-FID | accuracy | worst class | checkerboard |", "|---|---|---|---|---|---|"]  # fmt: skip
+          "| generator | seed | Shapes-FID | accuracy | worst class | checkerboard | dark share |", "|---|---|---|---|---|---|---|"]  # fmt: skip
     for arch, v in s["archs"].items():
         for p in v["per_seed"]:
             worst = min(range(NUM_CLASSES), key=lambda c: p["per_class"][c])
-            L.append(f"| {arch} | {p['seed']} | {p['fid']:.1f} | {p['acc']:.3f} | {CLASS_NAMES[worst]} {p['per_class'][worst]:.2f} | {p['checkerboard']:.2f} |")
+            L.append(f"| {arch} | {p['seed']} | {p['fid']:.1f} | {p['acc']:.3f} | {CLASS_NAMES[worst]} {p['per_class'][worst]:.2f} | {p['checkerboard']:.2f} | {p.get('dark', float('nan')):.2f} |")
     L += ["", "Curves: [results/quality_shapes.png](results/quality_shapes.png); last grids (seed 0; "
           f"{', '.join(s['archs'])}): [results/quality_grids.png](results/quality_grids.png).", ""]
     if res.get("notes"):
@@ -501,11 +527,11 @@ def main(argv=None) -> None:
             if arch_of_run != raw_of.get(arch, arch):
                 continue
             name = f"{arch}-s{seed}"
-            runs[name] = score_run(path, scorer, raw=arch in raw_of)
+            runs[name] = score_run(path, scorer, raw=arch in raw_of, upto_kimg=args.kimg)
             first_run.setdefault(arch, path)
             last = runs[name][-1]
             print(f"[{name}] {last['kimg']:.1f} kimg  Shapes-FID {last['fid']:.1f}  acc {last['acc']:.3f}  "
-                  f"per class {' '.join(f'{v:.2f}' for v in last['per_class'])}  checkerboard {last['checkerboard']:.2f}", flush=True)  # fmt: skip
+                  f"per class {' '.join(f'{v:.2f}' for v in last['per_class'])}  checkerboard {last['checkerboard']:.2f}  dark {last['dark']:.2f}", flush=True)  # fmt: skip
     archs = [a for a in archs if a in first_run]
     params = {a: sum(p.numel() for p in load_generator(run).parameters()) for a, run in first_run.items()}
     speed = measure_speed(archs_to_train, args.threads) if args.speed else None
@@ -516,6 +542,7 @@ def main(argv=None) -> None:
         "args": vars(args),
         "real_vs_real": scorer.real_vs_real,
         "real_checkerboard": scorer.real_checkerboard,
+        "real_dark": scorer.real_dark,
         "heldout_accuracy": scorer.heldout_accuracy,
         "params": params,
         "runs": runs,
@@ -563,11 +590,11 @@ def score_main(argv) -> None:
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     scorer = Scorer(args.n)
-    print("run  step  kimg  shapes-FID  accuracy  (circle square triangle cross)  checkerboard", flush=True)
+    print("run  step  kimg  shapes-FID  accuracy  (circle square triangle cross)  checkerboard  dark", flush=True)
     for run in args.runs:
         for p in score_run(run, scorer):
             cls = " ".join(f"{a:.2f}" for a in p["per_class"])
-            print(f"{run.name}  {p['step']}  {p['kimg']:.1f}  {p['fid']:8.1f}  {p['acc']:.3f}  ({cls})  {p['checkerboard']:.2f}", flush=True)
+            print(f"{run.name}  {p['step']}  {p['kimg']:.1f}  {p['fid']:8.1f}  {p['acc']:.3f}  ({cls})  {p['checkerboard']:.2f}  {p['dark']:.2f}", flush=True)
     if args.crops and len(args.runs) >= 2:
         crops(args.runs[0], args.runs[1], args.crops)
         print(f"wrote {args.crops}")

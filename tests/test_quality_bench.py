@@ -44,6 +44,13 @@ def test_benchmark_has_no_training_loop_or_distance_of_its_own():
     assert "frechet_distance" not in funcs and "backward" in calls
 
 
+def test_dark_share_counts_dark_borders_only(qs):
+    x = torch.ones(4, 3, 32, 32)  # white images
+    x[:2, :, :, :] = -1  # two black ones
+    x[2, :, 8:24, 8:24] = -1  # a white one with a black centre: not dark
+    assert qs.dark_share(x) == 0.5
+
+
 @pytest.mark.slow
 def test_scores_and_report_from_product_runs(tmp_path, qs):
     for arch in ("maxvit", "conv"):
@@ -56,8 +63,10 @@ def test_scores_and_report_from_product_runs(tmp_path, qs):
     # the EMA ablation scores the checkpoints' trained G (not its EMA) of the same runs
     raw = qs.score_run(qs.RUNS / "maxvit-s0", scorer, raw=True)
     assert [p["kimg"] for p in raw] == [0.016, 0.032] and raw[-1]["fid"] != runs["maxvit-s0"][-1]["fid"]
+    # a longer run read at a shorter length: the checkpoints up to it only
+    assert [p["kimg"] for p in qs.score_run(qs.RUNS / "conv-s0", scorer, upto_kimg=0.016)] == [0.016]
     p = runs["conv-s0"][-1]
-    assert p["fid"] > 0 and 0 <= p["acc"] <= 1 and len(p["per_class"]) == 4 and p["checkerboard"] > 0
+    assert p["fid"] > 0 and 0 <= p["acc"] <= 1 and len(p["per_class"]) == 4 and p["checkerboard"] > 0 and 0 <= p["dark"] <= 1
     summary = qs.summarise(runs, 0.032)
     assert set(summary["archs"]) == {"maxvit", "conv"} and summary["archs"]["conv"]["seeds"] == [0]
     timed = qs.summarise(runs, 0.032, speed={"maxvit": 100.0, "conv": 200.0})  # conv twice as fast
