@@ -61,17 +61,19 @@ ARCHS = {"maxvit": [], "conv": ["model.generator.arch=conv"], "mbconv": ["model.
 # Ablations of the demo recipe (item 4 of the quality issue): one change each, same seeds and
 # length; pass their names to --archs. Runs are named <name>-s<seed> like the three kinds.
 ABLATIONS = {  # name -> (overrides on top of the demo, what changes)
-    "maxvit_cw03": (["loss.class_weight=0.3"], "auxiliary class loss 0.6 -> 0.3 (the demo until 2026-11-30)"),
-    "maxvit_cw1": (["loss.class_weight=1.0"], "auxiliary class loss 0.6 -> 1.0"),
-    "conv_cw03": (["model.generator.arch=conv", "loss.class_weight=0.3"], "the conv baseline at class loss 0.3"),
-    "mbconv_cw03": (["model.generator.arch=mbconv", "loss.class_weight=0.3"], "no self-attention, class loss 0.3"),
+    "maxvit_r01": (["loss.r1_gamma=0.1"], "R1 gamma 1.0 -> 0.1"),
+    "maxvit_cw03": (["loss.r1_gamma=0.1", "loss.class_weight=0.3"], "R1 0.1, class loss 0.3: the demo until 2026-11-30"),
+    "maxvit_cw1": (["loss.r1_gamma=0.1", "loss.class_weight=1.0"], "R1 0.1, class loss 1.0"),
+    "maxvit_mbstd16": (["loss.r1_gamma=0.1", "model.discriminator.mbstd_group=16"], "R1 0.1, minibatch stddev over 16, not 4"),
+    "conv_r01": (["model.generator.arch=conv", "loss.r1_gamma=0.1"], "the conv baseline at R1 0.1"),
+    "conv_cw03": (["model.generator.arch=conv", "loss.r1_gamma=0.1", "loss.class_weight=0.3"], "conv at the earlier demo recipe"),
+    "mbconv_cw03": (["model.generator.arch=mbconv", "loss.r1_gamma=0.1", "loss.class_weight=0.3"], "mbconv at the earlier demo recipe"),
     "maxvit_attn32": (
         ["model.generator.window_sizes=[4,4,4]", "model.generator.grid_sizes=[2,4,8]"],
         "Max-SA at 32 px too",
     ),
     "maxvit_lr2": (["optim.g_lr=2.5e-4", "optim.d_lr=2.5e-4"], "half the learning rate"),
-    "maxvit_r1x10": (["loss.r1_gamma=1.0"], "R1 gamma 0.1 -> 1.0"),
-    "maxvit_mbstd16": (["model.discriminator.mbstd_group=16"], "minibatch stddev over the whole batch (16), not groups of 4"),
+    "maxvit_ema4": (["train.ema_half_life_kimg=4", "train.ema_rampup=0.125"], "EMA half-life 2 -> 4 kimg"),
 }
 # The EMA ablation needs no training: the maxvit runs' checkpoints hold the raw G next to its EMA.
 RAW = {"maxvit_noema": "maxvit"}  # name -> the runs whose raw (non-EMA) generator it scores
@@ -450,7 +452,7 @@ def render(res: dict) -> str:
 
     L += ["", f"| generator | {cols}", "|---" * 11 + "|", *map(row, kinds)]
     if ablations:
-        L += ["", "Ablations of the demo recipe (one change each unless said, same seeds and length; `--archs <name>`):", "",
+        L += ["", "Ablations of the demo recipe and the recipes it replaced (same length; `--archs <name>`):", "",
               f"| ablation | {cols} what changes |", "|---" * 12 + "|", *(row(k) + f" {WHAT.get(k, '')} |" for k in ablations)]  # fmt: skip
     how = ("img/s measured side by side in one process (`--speed`), curves read at the kimg each model reaches"
            if s.get("speed_side_by_side") else "the runs' own clocks")
