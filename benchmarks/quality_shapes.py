@@ -47,7 +47,7 @@ from torch import nn
 from maxvit_gan.data import ShapesDataset
 from maxvit_gan.images import quantize_images
 from maxvit_gan.metrics import StreamingStats, frechet_distance
-from maxvit_gan.rundir import RunDir, load_generator
+from maxvit_gan.rundir import CHECKPOINT_EMA_FILE, RunDir, load_generator
 from maxvit_gan.sampling.parse import parse_seeds
 
 HERE = Path(__file__).resolve().parent
@@ -182,6 +182,25 @@ class Scorer:
         self.real_dark = dark_share(reals)
         self.heldout_accuracy = json.loads((OUT / "shapes32_classifier.json").read_text())["heldout_accuracy"]
 
+    def cached(self, weights: Path, run: Path) -> dict:
+        """Scores of a checkpoint (dir: its EMA; file: those weights), from benchmarks/out/'s cache
+        when the weights file is unchanged (same size and mtime), else scored and cached."""
+        file = weights / CHECKPOINT_EMA_FILE if weights.is_dir() else weights
+        st = file.stat()
+        key = f"{file.resolve()}|{st.st_size}|{st.st_mtime_ns}|n={self.n}"
+        cache_file = OUT / "quality_scores_cache.json"
+        cache = json.loads(cache_file.read_text()) if cache_file.is_file() else {}
+        if key not in cache:
+            G = load_generator(run, checkpoint=weights)
+            if G.resolution != RES or G.num_classes != NUM_CLASSES:
+                raise ValueError(f"{run}: needs a conditional 32-px shapes run, got {G.resolution} px, {G.num_classes} classes")
+            cache[key] = self(G)
+            OUT.mkdir(parents=True, exist_ok=True)
+            tmp = cache_file.with_suffix(".tmp")
+            tmp.write_text(json.dumps(cache))
+            tmp.replace(cache_file)
+        return cache[key]
+
     @torch.no_grad()
     def __call__(self, G, seed: int = 0) -> dict:
         g = torch.Generator().manual_seed(10_000 + seed)
@@ -211,11 +230,9 @@ def score_run(run: Path, scorer: Scorer, raw: bool = False, upto_kimg: float | N
         state = rd.checkpoint_state(ck)
         if upto_kimg is not None and state["nimg"] > upto_kimg * 1000:
             continue
-        G = load_generator(run, checkpoint=ck / RAW_WEIGHTS if raw else ck)
-        if G.resolution != RES or G.num_classes != NUM_CLASSES:
-            raise ValueError(f"{run}: needs a conditional 32-px shapes run, got {G.resolution} px, {G.num_classes} classes")
+        weights = ck / RAW_WEIGHTS if raw else ck
         tick = ticks.get(state["step"]) or max((t for s, t in ticks.items() if s <= state["step"]), key=lambda t: t["step"], default={})
-        points.append({"step": state["step"], "kimg": state["nimg"] / 1000, "time_s": tick.get("time_s"), **scorer(G)})
+        points.append({"step": state["step"], "kimg": state["nimg"] / 1000, "time_s": tick.get("time_s"), **scorer.cached(weights, run)})
     return points
 
 

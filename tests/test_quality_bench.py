@@ -63,6 +63,9 @@ def test_scores_and_report_from_product_runs(tmp_path, qs):
     # the EMA ablation scores the checkpoints' trained G (not its EMA) of the same runs
     raw = qs.score_run(qs.RUNS / "maxvit-s0", scorer, raw=True)
     assert [p["kimg"] for p in raw] == [0.016, 0.032] and raw[-1]["fid"] != runs["maxvit-s0"][-1]["fid"]
+    # scores are cached by weights file: scoring again generates nothing
+    scorer.__class__ = type("NoGenerate", (qs.Scorer,), {"__call__": lambda self, G, seed=0: pytest.fail("re-scored")})
+    assert qs.score_run(qs.RUNS / "maxvit-s0", scorer) == runs["maxvit-s0"]
     # a longer run read at a shorter length: the checkpoints up to it only
     assert [p["kimg"] for p in qs.score_run(qs.RUNS / "conv-s0", scorer, upto_kimg=0.016)] == [0.016]
     p = runs["conv-s0"][-1]
