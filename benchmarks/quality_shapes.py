@@ -30,6 +30,7 @@ benchmarks/RESULTS.md and the figures in benchmarks/results/.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import shutil
@@ -374,11 +375,13 @@ def plot(runs: dict[str, list[dict]], path: Path) -> None:
 
     colors = {"maxvit": "tab:blue", "conv": "tab:orange", "mbconv": "tab:green"}
     fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
-    others = iter(["tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:gray", "tab:olive", "tab:cyan"] * 3)
+    others = itertools.cycle(["tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:gray", "tab:olive", "tab:cyan"])
     labelled = set()
     for name, pts in sorted(runs.items()):
         arch = name.rsplit("-s", 1)[0]
-        c = colors.setdefault(arch, next(others))
+        if arch not in colors:
+            colors[arch] = next(others)
+        c = colors[arch]
         label = None if arch in labelled else arch  # one legend entry per model
         labelled.add(arch)
         kimg = [p["kimg"] for p in pts]
@@ -486,7 +489,7 @@ def render(res: dict) -> str:
             worst = min(range(NUM_CLASSES), key=lambda c: p["per_class"][c])
             L.append(f"| {arch} | {p['seed']} | {p['fid']:.1f} | {p['acc']:.3f} | {CLASS_NAMES[worst]} {p['per_class'][worst]:.2f} | {p['checkerboard']:.2f} | {p.get('dark', float('nan')):.2f} |")
     L += ["", "Curves: [results/quality_shapes.png](results/quality_shapes.png); last grids (seed 0; "
-          f"{', '.join(s['archs'])}): [results/quality_grids.png](results/quality_grids.png).", ""]
+          f"{', '.join(kinds)}): [results/quality_grids.png](results/quality_grids.png).", ""]
     if res.get("notes"):
         L += [res["notes"], ""]
     return "\n".join(L + [END]) + "\n"
