@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import tomllib
 from PIL import Image
+from train_utils import run_cli
 
 from maxvit_gan.cli import main
 from maxvit_gan.cli.common import UsageError, fix_overrides
@@ -18,14 +19,7 @@ from maxvit_gan.training.accelerator import launcher_precision_note
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _cli(capsys, *argv):
-    code = 0
-    try:
-        main(list(argv))
-    except SystemExit as exit_:
-        code = exit_.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+_cli = run_cli
 
 
 @pytest.fixture()

@@ -5,9 +5,8 @@ import sys
 
 import pytest
 from PIL import Image
-from train_utils import run_config
+from train_utils import run_cli, run_config
 
-from maxvit_gan.cli import main
 from maxvit_gan.models import Generator, build_models, save_generator
 from maxvit_gan.rundir import RunDir
 
@@ -30,14 +29,7 @@ def run(tmp_path):
     return run
 
 
-def _cli(capsys, *argv):
-    code = 0
-    try:
-        main(list(argv))
-    except SystemExit as exit_:
-        code = exit_.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
+_cli = run_cli
 
 
 def test_export_keeps_what_the_run_knows(run, tmp_path, capsys, monkeypatch):

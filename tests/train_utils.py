@@ -36,3 +36,16 @@ def model_state(trainer) -> dict:
     for name, module in (("G", acc.unwrap_model(trainer.G)), ("D", acc.unwrap_model(trainer.D)), ("EMA", trainer.ema.module)):
         out.update({f"{name}.{k}": v.detach().clone() for k, v in module.state_dict().items()})
     return out
+
+
+def run_cli(capsys, *argv) -> tuple[int, str, str]:
+    """`maxvit-gan ARGV...` in this process: (exit code, stdout, stderr)."""
+    from maxvit_gan.cli import main
+
+    code = 0
+    try:
+        main(list(argv))
+    except SystemExit as exit_:
+        code = exit_.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
