@@ -75,6 +75,9 @@ ABLATIONS = {  # name -> (overrides on top of the demo, what changes)
     ),
     "maxvit_lr2": (["optim.g_lr=2.5e-4", "optim.d_lr=2.5e-4"], "half the learning rate"),
     "maxvit_ema4": (["train.ema_half_life_kimg=4", "train.ema_rampup=0.125"], "EMA half-life 2 -> 4 kimg"),
+    "maxvit_rd16": (["optim.lr_rampdown_kimg=16"], "learning rates fall linearly to 0 over the last 16 kimg"),
+    "maxvit_rd8": (["optim.lr_rampdown_kimg=8"], "learning rates fall linearly to 0 over the last 8 kimg"),
+    "maxvit_r4": (["loss.r1_gamma=4"], "R1 gamma 1.0 -> 4"),
 }
 # The EMA ablation needs no training: the maxvit runs' checkpoints hold the raw G next to its EMA.
 RAW = {"maxvit_noema": "maxvit"}  # name -> the runs whose raw (non-EMA) generator it scores

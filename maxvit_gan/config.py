@@ -74,6 +74,7 @@ class OptimConfig:
     d_lr: float = 1e-4  # Adam learning rate of D
     betas: list[float] = field(default_factory=lambda: [0.0, 0.99])
     eps: float = 1e-8
+    lr_rampdown_kimg: float = 0.0  # both learning rates fall linearly to 0 over the last N kimg of train.kimg (0 = constant)
 
 
 @dataclass

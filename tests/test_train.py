@@ -102,6 +102,26 @@ def test_auxiliary_class_loss_is_trained_and_logged(tmp_path):
     assert 0.5 < rec["cls_D"] < 5 and 0.5 < rec["cls_G"] < 5
 
 
+def test_lr_rampdown_falls_linearly_over_the_last_kimg(tmp_path):
+    # 8 steps of 8 images; the last 32 images ramp down: steps at 40, 48, 56 images run at 3/4, 1/2, 1/4
+    cfg = run_config(tmp_path, *FAST, "optim.lr_rampdown_kimg=0.032", "optim.g_lr=2e-3", "optim.d_lr=1e-3")
+    trainer = fresh_trainer(cfg)
+    seen = []
+    step = trainer.train_step
+
+    def recording_step(images, labels):
+        out = step(images, labels)
+        seen.extend([trainer.opt_g.param_groups[0]["lr"], trainer.opt_d.param_groups[0]["lr"]])
+        return out
+
+    trainer.train_step = recording_step
+    trainer.train()
+    scale = [1, 1, 1, 1, 1, 0.75, 0.5, 0.25]
+    assert seen == pytest.approx([lr * f for f in scale for lr in (2e-3, 1e-3)])
+    constant = fresh_trainer(run_config(tmp_path / "constant", *FAST))
+    assert constant._lr_scale() == 1.0 and trainer._lr_scale() == 0.0  # at the end of the ramp
+
+
 def test_class_weight_is_ignored_with_a_warning_on_unconditional_data(tmp_path):
     cfg = run_config(tmp_path, *FAST, "train.kimg=0.008", "data.conditional=false", "loss.class_weight=0.3")
     with pytest.warns(UserWarning, match=r"loss.class_weight=0.3 ignored"):

@@ -128,7 +128,7 @@ def _config_problems(cfg: RunConfig) -> list[str]:
     for key, value in (
         ("train.tick_kimg", t.tick_kimg), ("train.snapshot_kimg", t.snapshot_kimg),
         ("train.checkpoint_kimg", t.checkpoint_kimg), ("train.ema_start_kimg", t.ema_start_kimg),
-        ("loss.r1_gamma", loss.r1_gamma), ("loss.bcr_weight", loss.bcr_weight), ("loss.class_weight", loss.class_weight),
+        ("optim.lr_rampdown_kimg", o.lr_rampdown_kimg), ("loss.r1_gamma", loss.r1_gamma), ("loss.bcr_weight", loss.bcr_weight), ("loss.class_weight", loss.class_weight),
         ("metrics.fid.every_kimg", fid.every_kimg),
     ):  # fmt: skip
         check(key, value, nonneg, ">= 0 (0 = off / only at the end)" if key.endswith("kimg") else ">= 0")
@@ -398,6 +398,11 @@ class Trainer:
         cw = self.class_weight
         stats = {k: torch.zeros((), device=acc.device) for k in STAT_NAMES}
 
+        lr_scale = self._lr_scale()
+        for opt, base in ((self.opt_d, cfg.optim.d_lr), (self.opt_g, cfg.optim.g_lr)):
+            for group in opt.param_groups:
+                group["lr"] = base * lr_scale
+
         # ---- D phase
         self.D.requires_grad_(True)
         for i in range(n_micro):
@@ -464,6 +469,15 @@ class Trainer:
         self.state["nimg"] += cfg.train.batch_size
         self.ema.update(acc.unwrap_model(self.G), self._ema_beta())
         return stats
+
+    def _lr_scale(self) -> float:
+        """1 until the last ``optim.lr_rampdown_kimg`` of the run, then linearly down towards 0
+        (a function of the images seen, so a resumed run follows the same schedule)."""
+        ramp = self.cfg.optim.lr_rampdown_kimg * 1000
+        if ramp <= 0:
+            return 1.0
+        left = self.cfg.train.kimg * 1000 - self.state["nimg"]
+        return min(1.0, max(left, 0.0) / ramp)
 
     def _ema_beta(self) -> float:
         t, nimg = self.cfg.train, self.state["nimg"]
