@@ -59,25 +59,36 @@ RESULTS = HERE / "results"
 RES, NUM_CLASSES = 32, 4
 CLASS_NAMES = ("circle", "square", "triangle", "cross")
 ARCHS = {"maxvit": [], "conv": ["model.generator.arch=conv"], "mbconv": ["model.generator.arch=mbconv"]}
-# Ablations of the demo recipe (item 4 of the quality issue): one change each, same seeds and
-# length; pass their names to --archs. Runs are named <name>-s<seed> like the three kinds.
-ABLATIONS = {  # name -> (overrides on top of the demo, what changes)
+# Ablations of the demo recipe (item 4 of the quality issue) and the candidates it was chosen
+# among: same seeds and length; pass their names to --archs. Runs are named <name>-s<seed> like
+# the three kinds.
+ABLATIONS = {  # name -> (overrides on top of the demo, what changes); cw06: at class loss 0.6
     "maxvit_r01": (["loss.r1_gamma=0.1"], "R1 gamma 1.0 -> 0.1"),
-    "maxvit_cw03": (["loss.r1_gamma=0.1", "loss.class_weight=0.3"], "R1 0.1, class loss 0.3: the demo until 2026-11-30"),
-    "maxvit_cw1": (["loss.r1_gamma=0.1", "loss.class_weight=1.0"], "R1 0.1, class loss 1.0"),
-    "maxvit_mbstd16": (["loss.r1_gamma=0.1", "model.discriminator.mbstd_group=16"], "R1 0.1, minibatch stddev over 16, not 4"),
-    "conv_r01": (["model.generator.arch=conv", "loss.r1_gamma=0.1"], "the conv baseline at R1 0.1"),
-    "conv_cw03": (["model.generator.arch=conv", "loss.r1_gamma=0.1", "loss.class_weight=0.3"], "conv at the earlier demo recipe"),
-    "mbconv_cw03": (["model.generator.arch=mbconv", "loss.r1_gamma=0.1", "loss.class_weight=0.3"], "mbconv at the earlier demo recipe"),
+    "maxvit_r4": (["loss.r1_gamma=4"], "R1 gamma 1.0 -> 4"),
+    "maxvit_cw06": (["loss.class_weight=0.6"], "class loss 1.0 -> 0.6: the second demo recipe (earlier on 2026-11-30)"),
+    "conv_cw06": (["model.generator.arch=conv", "loss.class_weight=0.6"], "conv at class loss 0.6"),
+    "mbconv_cw06": (["model.generator.arch=mbconv", "loss.class_weight=0.6"], "mbconv at class loss 0.6"),
+    "maxvit_cw06r01": (["loss.class_weight=0.6", "loss.r1_gamma=0.1"], "class loss 0.6, R1 0.1"),
+    "conv_cw06r01": (["model.generator.arch=conv", "loss.class_weight=0.6", "loss.r1_gamma=0.1"], "conv at class loss 0.6, R1 0.1"),
+    "maxvit_cw06r01mbstd16": (
+        ["loss.class_weight=0.6", "loss.r1_gamma=0.1", "model.discriminator.mbstd_group=16"],
+        "class loss 0.6, R1 0.1, minibatch stddev over 16, not 4",
+    ),
+    "maxvit_cw03": (["loss.class_weight=0.3", "loss.r1_gamma=0.1"], "class loss 0.3, R1 0.1: the first demo recipe"),
+    "conv_cw03": (["model.generator.arch=conv", "loss.class_weight=0.3", "loss.r1_gamma=0.1"], "conv at the first demo recipe"),
+    "mbconv_cw03": (["model.generator.arch=mbconv", "loss.class_weight=0.3", "loss.r1_gamma=0.1"], "mbconv at the first demo recipe"),
+    "maxvit_cw06r4": (["loss.class_weight=0.6", "loss.r1_gamma=4"], "class loss 0.6, R1 4"),
+    "maxvit_cw06lr2": (["loss.class_weight=0.6", "optim.g_lr=2.5e-4", "optim.d_lr=2.5e-4"], "class loss 0.6, half the learning rate"),
+    "maxvit_cw06ema4": (
+        ["loss.class_weight=0.6", "train.ema_half_life_kimg=4", "train.ema_rampup=0.125"],
+        "class loss 0.6, EMA half-life 2 -> 4 kimg",
+    ),
+    "maxvit_cw06rd16": (["loss.class_weight=0.6", "optim.lr_rampdown_kimg=16"], "class loss 0.6, learning rates down to 0 over the last 16 kimg"),
+    "maxvit_cw06rd8": (["loss.class_weight=0.6", "optim.lr_rampdown_kimg=8"], "class loss 0.6, learning rates down to 0 over the last 8 kimg"),
     "maxvit_attn32": (
         ["model.generator.window_sizes=[4,4,4]", "model.generator.grid_sizes=[2,4,8]"],
         "Max-SA at 32 px too",
     ),
-    "maxvit_lr2": (["optim.g_lr=2.5e-4", "optim.d_lr=2.5e-4"], "half the learning rate"),
-    "maxvit_ema4": (["train.ema_half_life_kimg=4", "train.ema_rampup=0.125"], "EMA half-life 2 -> 4 kimg"),
-    "maxvit_rd16": (["optim.lr_rampdown_kimg=16"], "learning rates fall linearly to 0 over the last 16 kimg"),
-    "maxvit_rd8": (["optim.lr_rampdown_kimg=8"], "learning rates fall linearly to 0 over the last 8 kimg"),
-    "maxvit_r4": (["loss.r1_gamma=4"], "R1 gamma 1.0 -> 4"),
 }
 # The EMA ablation needs no training: the maxvit runs' checkpoints hold the raw G next to its EMA.
 RAW = {"maxvit_noema": "maxvit"}  # name -> the runs whose raw (non-EMA) generator it scores
@@ -277,6 +288,21 @@ def train(arch: str, seed: int, kimg: float, threads: int, retrain: bool) -> Pat
 # --------------------------------------------------------------------------- speed
 
 
+SAME_COST = ("loss.r1_gamma=", "loss.class_weight=", "optim.", "train.ema_")  # overrides that leave a step's work as is
+
+
+def cost_twin(arch: str) -> str:
+    """The variant whose training step does the same work as ``arch``'s: its generator kind when
+    it changes only loss weights, learning rates or the EMA (``SAME_COST``), else itself. Speed
+    is measured once per twin."""
+    arch = RAW.get(arch, arch)
+    overrides = VARIANTS[arch]
+    kind = next((o.split("=", 1)[1] for o in overrides if o.startswith("model.generator.arch=")), "maxvit")
+    rest = [o for o in overrides if not o.startswith("model.generator.arch=")]
+    same = all(o.startswith(SAME_COST) and o != "loss.class_weight=0" for o in rest)
+    return kind if same else arch
+
+
 def measure_speed(archs: list[str], threads: int, kimg: float = 1.0, repeats: int = 2) -> dict[str, float]:
     """Training img/s of each generator kind, measured side by side in this process (the
     product's Trainer on the demo config, archs interleaved, best of ``repeats``), so that
@@ -342,7 +368,7 @@ def summarise(runs: dict[str, list[dict]], kimg: float, speed: dict[str, float] 
         by_arch.setdefault(arch, []).append((name, pts, info))
     # equal wall-clock: the time the fastest model needs for the full length
     if speed:
-        end_time = {a: kimg * 1000 / speed[RAW.get(a, a)] for a in by_arch}
+        end_time = {a: kimg * 1000 / speed[cost_twin(a)] for a in by_arch}
     else:
         end_time = {a: statistics.fmean(p[-1]["time_s"] for _, p, _ in rs) for a, rs in by_arch.items()}
     budget = min(end_time.values())
@@ -355,7 +381,7 @@ def summarise(runs: dict[str, list[dict]], kimg: float, speed: dict[str, float] 
             "seeds": [i["seed"] for _, _, i in rs],
             "kimg": statistics.fmean(f["kimg"] for f in finals),
             "time_s": end_time[arch],
-            "img_per_s": (speed[RAW.get(arch, arch)], 0.0) if speed else _mean_sd([i["img_per_s"] for _, _, i in rs]),
+            "img_per_s": (speed[cost_twin(arch)], 0.0) if speed else _mean_sd([i["img_per_s"] for _, _, i in rs]),
             "fid": _mean_sd([f["fid"] for f in finals]),
             "acc": _mean_sd([f["acc"] for f in finals]),
             "per_class": [_mean_sd([f["per_class"][c] for f in finals]) for c in range(NUM_CLASSES)],
@@ -370,7 +396,9 @@ def summarise(runs: dict[str, list[dict]], kimg: float, speed: dict[str, float] 
     return out
 
 
-def plot(runs: dict[str, list[dict]], path: Path) -> None:
+def plot(runs: dict[str, list[dict]], path: Path, speed: dict[str, float] | None = None) -> None:
+    """Curves of the generator kinds (the ablations are in the tables); the time axis is the
+    side-by-side img/s (``speed``) when measured, else the runs' own clocks."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -380,7 +408,8 @@ def plot(runs: dict[str, list[dict]], path: Path) -> None:
     fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
     others = itertools.cycle(["tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:gray", "tab:olive", "tab:cyan"])
     labelled = set()
-    for name, pts in sorted(runs.items()):
+    kinds = {n: p for n, p in runs.items() if n.rsplit("-s", 1)[0] in ARCHS}
+    for name, pts in sorted((kinds or runs).items()):
         arch = name.rsplit("-s", 1)[0]
         if arch not in colors:
             colors[arch] = next(others)
@@ -388,7 +417,10 @@ def plot(runs: dict[str, list[dict]], path: Path) -> None:
         label = None if arch in labelled else arch  # one legend entry per model
         labelled.add(arch)
         kimg = [p["kimg"] for p in pts]
-        minutes = [(p["time_s"] or float("nan")) / 60 for p in pts]
+        if speed:
+            minutes = [p["kimg"] * 1000 / speed[cost_twin(arch)] / 60 for p in pts]
+        else:
+            minutes = [(p["time_s"] or float("nan")) / 60 for p in pts]
         for ax, x, key in ((axes[0, 0], kimg, "fid"), (axes[0, 1], kimg, "acc"), (axes[1, 0], minutes, "fid"), (axes[1, 1], minutes, "acc")):
             ax.plot(x, [p[key] for p in pts], "o-", color=c, alpha=0.7, ms=3, label=label)
     for ax in axes[:, 0]:
@@ -399,7 +431,7 @@ def plot(runs: dict[str, list[dict]], path: Path) -> None:
     for ax in axes[0]:
         ax.set_xlabel("kimg")
     for ax in axes[1]:
-        ax.set_xlabel("training wall-clock (min)")
+        ax.set_xlabel("training time at the side-by-side img/s (min)" if speed else "training wall-clock (min)")
     for ax in axes.flat:
         ax.grid(True, alpha=0.3)
     axes[0, 0].legend()
@@ -559,7 +591,7 @@ def main(argv=None) -> None:
                   f"per class {' '.join(f'{v:.2f}' for v in last['per_class'])}  checkerboard {last['checkerboard']:.2f}  dark {last['dark']:.2f}", flush=True)  # fmt: skip
     archs = [a for a in archs if a in first_run]
     params = {a: sum(p.numel() for p in load_generator(run).parameters()) for a, run in first_run.items()}
-    speed = measure_speed(archs_to_train, args.threads) if args.speed else None
+    speed = measure_speed(list(dict.fromkeys(cost_twin(a) for a in archs)), args.threads) if args.speed else None
     res = {
         "command": "python benchmarks/quality_shapes.py " + " ".join(argv),
         "date": time.strftime("%Y-%m-%d"),
@@ -587,7 +619,7 @@ def publish(res: dict, archs: list[str], write: bool) -> None:
     print(block)
     target = RESULTS if write else OUT
     target.mkdir(parents=True, exist_ok=True)
-    plot(res["runs"], target / "quality_shapes.png")
+    plot(res["runs"], target / "quality_shapes.png", res.get("speed"))
     grids(archs, target / "quality_grids.png")
     if write:
         shutil.copy(OUT / "quality_shapes.json", RESULTS / "quality_shapes.json")

@@ -76,6 +76,11 @@ def test_scores_and_report_from_product_runs(tmp_path, qs):
     assert timed["budget_s"] == pytest.approx(0.16) and timed["archs"]["conv"]["budget"]["kimg"][0] == pytest.approx(0.032)
     assert timed["archs"]["maxvit"]["budget"]["kimg"][0] == pytest.approx(0.016)  # half the images in that time
     assert timed["archs"]["maxvit"]["budget"]["fid"][0] == pytest.approx(runs["maxvit-s0"][0]["fid"])
+    # an ablation that changes only loss weights / lr / EMA does its kind's work per step: one speed for both
+    assert [qs.cost_twin(a) for a in ("maxvit_noema", "maxvit_r01", "conv_cw06r01", "maxvit_cw06ema4")] == ["maxvit", "maxvit", "conv", "maxvit"]
+    assert qs.cost_twin("maxvit_attn32") == "maxvit_attn32" and qs.cost_twin("maxvit_cw06r01mbstd16") == "maxvit_cw06r01mbstd16"
+    both = qs.summarise({**runs, "maxvit_noema-s0": raw}, 0.032, speed={"maxvit": 100.0, "conv": 200.0})
+    assert both["archs"]["maxvit_noema"]["img_per_s"][0] == 100.0
     res = {"command": "x", "date": "d", "machine": "m", "args": {"kimg": 0.032, "n": 64}, "real_vs_real": 1.0,
            "heldout_accuracy": 0.5, "params": {"maxvit": 1e6, "conv": 1e6}, "summary": summary, "notes": ""}  # fmt: skip
     block = qs.render(res)
