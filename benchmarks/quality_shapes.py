@@ -196,6 +196,7 @@ class Scorer:
         self.real_checkerboard = checkerboard(reals)
         self.real_dark = dark_share(reals)
         self.heldout_accuracy = json.loads((OUT / "shapes32_classifier.json").read_text())["heldout_accuracy"]
+        self._cache: dict | None = None
 
     def cached(self, weights: Path, run: Path) -> dict:
         """Scores of a checkpoint (dir: its EMA; file: those weights), from benchmarks/out/'s cache
@@ -204,7 +205,9 @@ class Scorer:
         st = file.stat()
         key = f"{file.resolve()}|{st.st_size}|{st.st_mtime_ns}|n={self.n}"
         cache_file = OUT / "quality_scores_cache.json"
-        cache = json.loads(cache_file.read_text()) if cache_file.is_file() else {}
+        if self._cache is None:  # read once per scorer; written after every new score
+            self._cache = json.loads(cache_file.read_text()) if cache_file.is_file() else {}
+        cache = self._cache
         if key not in cache:
             G = load_generator(run, checkpoint=weights)
             if G.resolution != RES or G.num_classes != NUM_CLASSES:
