@@ -26,7 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# name -> (threads: "auto" = the trainer's own choice (CpuThreadGovernor), OMP_WAIT_POLICY or None = unset,
+# name -> (threads: "auto" = the trainer's own choice (ThreadGovernor), OMP_WAIT_POLICY or None = unset,
 # neighbour). "before" = the trainer's former automatic choice: cores / local processes = 2, fixed.
 CONFIGS = {
     "before, quiet": ("2", None, False),
@@ -40,31 +40,26 @@ CONFIGS = {
 
 def worker(threads: str, seconds: float) -> None:
     import torch
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
 
-    from maxvit_gan.config import register_configs
+    from maxvit_gan.config import compose
     from maxvit_gan.training.trainer import Trainer
 
-    register_configs()
-    conf = ROOT / "maxvit_gan" / "conf" if (ROOT / "maxvit_gan" / "conf").is_dir() else ROOT / "conf"
-    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
-        cfg = OmegaConf.to_object(compose(config_name="train", overrides=["data.num_workers=0", "train.log_with=none"]))
+    cfg = compose("train", ["data.num_workers=0", "train.log_with=none"])
     cfg.run_dir = tempfile.mkdtemp(prefix="busy_neighbour_")
     if threads != "auto":
         cfg.train.cpu_threads = int(threads)
     trainer = Trainer(cfg)
-    batches = trainer._epoch_iter()
+    batches = trainer._batches()
     for _ in range(3):  # warm-up (the thread governor measures from the trainer's construction on)
         trainer.train_step(*next(batches))
-        if trainer._cpu is not None:
-            trainer._cpu.update()
+        if trainer.threads is not None:
+            trainer.threads.update()
     n, t0 = 0, time.perf_counter()
     changes = []
     while time.perf_counter() - t0 < seconds:
         trainer.train_step(*next(batches))
         n += cfg.train.batch_size
-        if trainer._cpu is not None and trainer._cpu.update():  # as the training loop does
+        if trainer.threads is not None and trainer.threads.update():  # as the training loop does
             changes.append(round(time.perf_counter() - t0, 1))
     dt = time.perf_counter() - t0
     print(json.dumps({"img_s": n / dt, "threads": torch.get_num_threads(), "thread_changes_at_s": changes,

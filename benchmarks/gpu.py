@@ -670,13 +670,9 @@ def sec_sdpa(run: Run) -> dict:
 def imagenet_config(run: Run, preset: str, run_dir: Path, **train):
     """The imagenet128 experiment (maxvit_gan/conf/experiment/imagenet.yaml) on procedural shapes, one
     process, micro-batch = global batch (no accumulation), no FID, no TensorBoard."""
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
-
-    from maxvit_gan.config import CONFIG_DIR, register_configs
+    from maxvit_gan.config import compose
 
     plan = run.plan
-    register_configs()
     overrides = [
         "experiment=imagenet",
         f"data.resolution={plan.resolution}",
@@ -691,8 +687,7 @@ def imagenet_config(run: Run, preset: str, run_dir: Path, **train):
         f"train.batch_size={plan.micro_batch}",
         "train.grad_accum=1",
     ]
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        cfg = OmegaConf.to_object(compose(config_name="train", overrides=overrides))
+    cfg = compose("train", overrides)
     cfg.run_dir = str(run_dir)
     cfg.train.cpu_threads = torch.get_num_threads()
     for k, v in train.items():
@@ -718,13 +713,15 @@ def build_trainer(run: Run, cfg):
 
 
 def sec_trainer(run: Run) -> dict:
+    from maxvit_gan.checkpoint import latest_checkpoint
+
     plan = run.plan
     preset, steps = plan.presets[0], plan.trainer_steps
     run_dir = run.tmp / "trainer_run"
     cfg = imagenet_config(run, preset, run_dir)
     cfg.train.kimg = steps * plan.micro_batch / 1000
     cfg.train.tick_kimg = plan.micro_batch / 1000  # a line per step
-    cfg.train.snapshot_kimg = 1e9  # grids at the start and the end only
+    cfg.train.grid_kimg = 1e9  # grids at the start and the end only
     cfg.train.checkpoint_kimg = 1e9  # one checkpoint, at the end
     cfg.train.grid_rows = cfg.train.grid_cols = 4
     with PeakMemory(run.dev) as mem:
@@ -737,7 +734,7 @@ def sec_trainer(run: Run) -> dict:
     losses = {k: [ln[k] for ln in lines if k in ln] for k in ("loss_D", "loss_G", "r1")}
     finite = bool(lines) and all(math.isfinite(v) for vs in losses.values() for v in vs)
     ok = finite and result["step"] == steps
-    written = (rd.generator_file, rd.reals_grid, rd.fakes_grid(0.0), rd.latest_checkpoint() or rd.checkpoints_dir)
+    written = (rd.generator_file, rd.reals_grid, rd.fakes_grid(0.0), latest_checkpoint(rd.checkpoints_dir) or rd.checkpoints_dir)
     present = {p.name: p.exists() for p in written}
     run.check("trainer", f"Trainer.train(): {steps} steps of {plan.micro_batch} ({preset}, bf16), losses finite", ok,
               {k: [round(v, 4) for v in vs] for k, vs in losses.items()})  # fmt: skip

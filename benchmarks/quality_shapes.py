@@ -45,10 +45,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from maxvit_gan.checkpoint import EMA_FILE, latest_checkpoint, list_checkpoints, read_train_state
 from maxvit_gan.data import ShapesDataset
 from maxvit_gan.images import quantize_images
+from maxvit_gan.loading import load_generator
 from maxvit_gan.metrics import StreamingStats, frechet_distance
-from maxvit_gan.rundir import CHECKPOINT_EMA_FILE, RunDir, load_generator
+from maxvit_gan.rundir import RunDir
 from maxvit_gan.sampling.parse import parse_seeds
 
 HERE = Path(__file__).resolve().parent
@@ -201,7 +203,7 @@ class Scorer:
     def cached(self, weights: Path, run: Path) -> dict:
         """Scores of a checkpoint (dir: its EMA; file: those weights), from benchmarks/out/'s cache
         when the weights file is unchanged (same size and mtime), else scored and cached."""
-        file = weights / CHECKPOINT_EMA_FILE if weights.is_dir() else weights
+        file = weights / EMA_FILE if weights.is_dir() else weights
         st = file.stat()
         key = f"{file.resolve()}|{st.st_size}|{st.st_mtime_ns}|n={self.n}"
         cache_file = OUT / "quality_scores_cache.json"
@@ -244,8 +246,8 @@ def score_run(run: Path, scorer: Scorer, raw: bool = False, upto_kimg: float | N
     rd = RunDir(run)
     ticks = {m["step"]: m for m in rd.read_metrics() if "time_s" in m}
     points = []
-    for ck in rd.checkpoints():
-        state = rd.checkpoint_state(ck)
+    for ck in list_checkpoints(rd.checkpoints_dir):
+        state = read_train_state(ck)
         if upto_kimg is not None and state["nimg"] > upto_kimg * 1000:
             continue
         weights = ck / RAW_WEIGHTS if raw else ck
@@ -262,8 +264,8 @@ def run_overrides(arch: str, seed: int, kimg: float, threads: int) -> list[str]:
 
 
 def run_is_complete(run: Path, kimg: float) -> bool:
-    last = RunDir(run).latest_checkpoint()
-    return last is not None and RunDir.checkpoint_state(last)["nimg"] >= kimg * 1000
+    last = latest_checkpoint(RunDir(run).checkpoints_dir)
+    return last is not None and read_train_state(last)["nimg"] >= kimg * 1000
 
 
 def train(arch: str, seed: int, kimg: float, threads: int, retrain: bool) -> Path:
@@ -314,21 +316,17 @@ def measure_speed(archs: list[str], threads: int, kimg: float = 1.0, repeats: in
     import tempfile
 
     from accelerate.state import AcceleratorState, GradientState
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
 
-    from maxvit_gan.config import CONFIG_DIR, register_configs
+    from maxvit_gan.config import compose
     from maxvit_gan.training.trainer import Trainer
 
-    register_configs()
     best = {a: 0.0 for a in archs}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(repeats):
             for arch in archs:
-                overrides = run_overrides(arch, 0, kimg, threads) + ["train.snapshot_kimg=1000", "train.checkpoint_kimg=1000",
+                overrides = run_overrides(arch, 0, kimg, threads) + ["train.grid_kimg=1000", "train.checkpoint_kimg=1000",
                                                                      "train.log_with=none"]  # fmt: skip
-                with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-                    cfg = OmegaConf.to_object(compose(config_name="train", overrides=overrides))
+                cfg = compose("train", overrides)
                 cfg.run_dir = f"{tmp}/{arch}-{r}"
                 AcceleratorState._reset_state(True)
                 GradientState._reset_state()
@@ -447,7 +445,7 @@ def plot(runs: dict[str, list[dict]], path: Path, speed: dict[str, float] | None
 def last_grid(run: Path) -> Path:
     """The snapshot grid written at the end of a run (at its last checkpoint's kimg)."""
     rd = RunDir(run)
-    return rd.fakes_grid(RunDir.checkpoint_state(rd.latest_checkpoint())["nimg"] / 1000)
+    return rd.fakes_grid(read_train_state(latest_checkpoint(rd.checkpoints_dir))["nimg"] / 1000)
 
 
 def grids(archs: list[str], path: Path) -> None:

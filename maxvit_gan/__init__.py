@@ -16,7 +16,7 @@ def __getattr__(name: str):
 
         return Generator
     if name == "load_generator":
-        from maxvit_gan.rundir import load_generator
+        from maxvit_gan.loading import load_generator
 
         return load_generator
     raise AttributeError(f"module 'maxvit_gan' has no attribute {name!r}")

@@ -5,10 +5,12 @@ against these: a key that is not a field here is an error naming the key. This m
 nothing from Hydra at import time; call `register_configs()` (the commands do) to put the
 schemas into Hydra's ConfigStore, or `compose()` for a typed config in Python.
 `training`, `metrics`, `data` take these dataclasses, never a Hydra `DictConfig`.
+`validate_run_config` checks the values of a training config (ranges, choices) before any work.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -98,7 +100,7 @@ class TrainConfig:
     ema_decay: float | None = None  # fixed decay per step instead (HiT: 0.999)
     ema_start_kimg: float = 0.0  # copy G into the EMA until then
     tick_kimg: float = 1.0  # progress line every N kimg
-    snapshot_kimg: float = 10.0  # EMA sample grid every N kimg (and at 0 and the end)
+    grid_kimg: float = 10.0  # EMA sample grid every N kimg (and at 0 and the end)
     checkpoint_kimg: float = 50.0  # checkpoint every N kimg (and at the end)
     keep_checkpoints: int = 2  # keep the newest K (the best-FID one is kept besides)
     grid_rows: int = 8  # snapshot grid: rows x cols (one class per row when conditional)
@@ -224,3 +226,82 @@ def compose(config_name: str = "train", overrides: list[str] | tuple[str, ...] =
             return OmegaConf.to_object(hydra_compose(config_name=config_name, overrides=list(overrides)))
     finally:
         GlobalHydra.instance().clear()
+
+
+# ---------------------------------------------------------------------- checks of a training config
+
+
+def config_problems(cfg: RunConfig) -> list[str]:
+    """Numeric settings out of range, one line each (checked before any work: a zero batch size
+    or accumulation count would otherwise fail deep inside torch, or train nothing and exit 0)."""
+    t, loss, o, d, fid = cfg.train, cfg.loss, cfg.optim, cfg.data, cfg.metrics.fid
+    problems = []
+
+    def check(key, value, ok, what, integer=False, optional=False):
+        if value is None and optional:
+            return
+        kind = int if integer else (int, float)
+        if isinstance(value, bool) or not isinstance(value, kind) or not math.isfinite(value):
+            problems.append(f"{key}: must be {'an integer' if integer else 'a finite number'} {what}, got {value!r}")
+        elif not ok(value):
+            problems.append(f"{key}: must be {what}, got {value!r}")
+
+    pos, nonneg = (lambda v: v > 0), (lambda v: v >= 0)
+    for key, value in (
+        ("train.batch_size", t.batch_size), ("train.grad_accum", t.grad_accum), ("loss.r1_interval", loss.r1_interval),
+        ("train.keep_checkpoints", t.keep_checkpoints), ("train.grid_rows", t.grid_rows), ("train.grid_cols", t.grid_cols),
+        ("data.resolution", d.resolution), ("data.shapes_num_images", d.shapes_num_images),
+        ("data.shapes_num_classes", d.shapes_num_classes), ("metrics.fid.num_samples", fid.num_samples),
+        ("metrics.fid.batch_size", fid.batch_size),
+    ):  # fmt: skip
+        check(key, value, pos, ">= 1", integer=True)
+    check("data.max_images", d.max_images, pos, ">= 1 or null", integer=True, optional=True)
+    check("train.cpu_threads", t.cpu_threads, pos, ">= 1 or null", integer=True, optional=True)
+    for key, value in (("data.num_workers", d.num_workers), ("train.max_skipped_steps", t.max_skipped_steps), ("seed", cfg.seed)):
+        check(key, value, nonneg, ">= 0", integer=True)
+    for key, value in (("train.kimg", t.kimg), ("optim.g_lr", o.g_lr), ("optim.d_lr", o.d_lr), ("optim.eps", o.eps)):
+        check(key, value, pos, "> 0")
+    for key, value in (
+        ("train.tick_kimg", t.tick_kimg), ("train.grid_kimg", t.grid_kimg),
+        ("train.checkpoint_kimg", t.checkpoint_kimg), ("train.ema_start_kimg", t.ema_start_kimg),
+        ("optim.lr_rampdown_kimg", o.lr_rampdown_kimg), ("loss.r1_gamma", loss.r1_gamma), ("loss.bcr_weight", loss.bcr_weight), ("loss.class_weight", loss.class_weight),
+        ("metrics.fid.every_kimg", fid.every_kimg),
+    ):  # fmt: skip
+        check(key, value, nonneg, ">= 0 (0 = off / only at the end)" if key.endswith("kimg") else ">= 0")
+    if t.ema_decay is None:
+        check("train.ema_half_life_kimg", t.ema_half_life_kimg, pos, "> 0 (or set train.ema_decay)")
+    check("train.ema_decay", t.ema_decay, lambda v: 0 <= v <= 1, "in [0, 1] or null", optional=True)
+    check("train.ema_rampup", t.ema_rampup, nonneg, ">= 0 or null", optional=True)
+    betas = list(o.betas) if isinstance(o.betas, (list, tuple)) else o.betas
+    if not (isinstance(betas, list) and len(betas) == 2 and all(
+        isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in betas
+    )):  # fmt: skip
+        problems.append(f"optim.betas: must be two numbers in [0, 1), got {o.betas!r}")
+    return problems
+
+
+def validate_run_config(cfg: RunConfig, world: int) -> None:
+    """Everything about a training config that can be checked before any work (``world``: the
+    number of processes); a ValueError with one line per problem."""
+    from maxvit_gan.training.augment import parse_policy
+    from maxvit_gan.training.losses import LOSSES
+
+    problems = config_problems(cfg)
+    if problems:
+        raise ValueError("\n".join(problems))
+    t = cfg.train
+    if cfg.loss.kind not in LOSSES:
+        raise ValueError(f"loss.kind: unknown loss {cfg.loss.kind!r}; choose one of {LOSSES}")
+    if t.batch_size % (world * t.grad_accum):
+        raise ValueError(
+            f"train.batch_size={t.batch_size} must be divisible by processes x train.grad_accum = {world} x {t.grad_accum}"
+        )
+    if t.mixed_precision not in ("no", "bf16", "fp16"):
+        raise ValueError(f"train.mixed_precision: {t.mixed_precision!r}; choose no, bf16 or fp16")
+    if t.nan_policy not in ("stop", "skip"):
+        raise ValueError(f"train.nan_policy: {t.nan_policy!r}; choose stop or skip")
+    if cfg.loss.bcr_weight > 0 and not cfg.loss.diffaug:
+        raise ValueError("loss.bcr_weight > 0 needs an augmentation: set loss.diffaug (e.g. color,translation,cutout)")
+    parse_policy(cfg.loss.diffaug)
+    if cfg.resume not in (None, "", "auto") and not Path(cfg.resume).is_dir():
+        raise FileNotFoundError(f"resume: checkpoint directory {cfg.resume} does not exist")

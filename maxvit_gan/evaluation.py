@@ -31,6 +31,7 @@ import torch
 from maxvit_gan._version import __version__
 from maxvit_gan.config import DataConfig, EvaluateConfig
 from maxvit_gan.data import build_dataset
+from maxvit_gan.loading import is_hub_id, load_generator
 from maxvit_gan.metrics import (
     LabelSampler,
     build_feature_extractor,
@@ -44,7 +45,7 @@ from maxvit_gan.metrics import (
 )
 from maxvit_gan.metrics.features import MODES
 from maxvit_gan.metrics.reference import default_cache_dir
-from maxvit_gan.rundir import EVAL_DIR, RunDir, is_hub_id, load_generator
+from maxvit_gan.rundir import EVAL_DIR, RunDir
 
 ADM_REFS = {
     "imagenet64": "https://openaipublic.blob.core.windows.net/diffusion/jul-2021/ref_batches/imagenet/64/VIRTUAL_imagenet64_labeled.npz",

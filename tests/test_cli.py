@@ -176,7 +176,7 @@ def test_training_output_fits_a_log_file(tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
     env.pop("ACCELERATE_LOG_LEVEL", None)
     args = [sys.executable, "-m", "maxvit_gan", "train", "experiment=smoke", "data.shapes_num_images=32",
-            "train.tick_kimg=0.008", "train.checkpoint_kimg=0.016", "train.snapshot_kimg=1", "train.log_with=none",
+            "train.tick_kimg=0.008", "train.checkpoint_kimg=0.016", "train.grid_kimg=1", "train.log_with=none",
             "resume=auto", f"run_dir={run}"]  # fmt: skip
     first = subprocess.run([*args, "train.kimg=0.016"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert first.returncode == 0, first.stderr[-3000:]
@@ -205,7 +205,7 @@ def test_accelerate_launch_of_the_module_with_two_processes(tmp_path):
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
            "--mixed_precision", "bf16", "--dynamo_backend", "no", "--main_process_port", "0",
            "-m", "maxvit_gan", "train", "experiment=smoke", "data.shapes_num_images=32", "train.kimg=0.016",
-           "train.tick_kimg=0.016", "train.snapshot_kimg=1", f"run_dir={run}"]  # fmt: skip
+           "train.tick_kimg=0.016", "train.grid_kimg=1", f"run_dir={run}"]  # fmt: skip
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert proc.stdout.count("Starting at kimg 0.000 (step 0); 2 process(es)") == 1, proc.stdout

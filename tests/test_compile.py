@@ -67,6 +67,6 @@ def test_train_compile_compiles_g_only(tmp_path, monkeypatch):
 
     monkeypatch.setattr(torch, "compile", record)
     cfg = run_config(tmp_path / "run", "train.compile=true", "train.kimg=0.016", "loss.r1_interval=1", "loss.r1_gamma=1",
-                     "train.snapshot_kimg=1", "train.checkpoint_kimg=1")  # fmt: skip
+                     "train.grid_kimg=1", "train.checkpoint_kimg=1")  # fmt: skip
     out = fresh_trainer(cfg).train()
     assert compiled == ["Generator"] and out["step"] == 2

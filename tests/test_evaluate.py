@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from maxvit_gan import checkpoint
 from maxvit_gan.metrics.stand_ins import save_random_inception_weights
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -113,7 +114,8 @@ def sources(tmp_path):
     save_generator(G, run / "generator_ema.safetensors", {"step": 12, "kimg": 0.2})
     other = {k: v + 0.05 * torch.randn_like(v) if v.is_floating_point() else v for k, v in G.state_dict().items()}
     save_file(other, str(ckpt / "ema.safetensors"))
-    (ckpt / "train_state.json").write_text(json.dumps({"step": 10, "kimg": 0.16}))
+    state = {"step": 10, "nimg": 160, "kimg": 0.16}
+    (ckpt / "train_state.json").write_text(json.dumps({**state, "state_sha256": checkpoint._state_digest(state)}))
     G.save_pretrained(tmp_path / "export", metadata={"class_names": ["a", "b", "c"]})
     return {"run": run, "export": tmp_path / "export", "file": run / "generator_ema.safetensors",
             "ref": _write_images(tmp_path / "ref", 24, seed=0), "tmp": tmp_path}  # fmt: skip

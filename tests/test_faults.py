@@ -15,13 +15,13 @@ import pytest
 import torch
 from train_utils import fresh_trainer, run_config
 
+from maxvit_gan import checkpoint as ckpt
+from maxvit_gan.config import validate_run_config
 from maxvit_gan.rundir import RunDir
-from maxvit_gan.training import checkpoint as ckpt
 from maxvit_gan.training import trainer as trainer_mod
-from maxvit_gan.training.trainer import validate_config
 
 # 4 steps of 8 images, a tick per step, checkpoints at steps 2 and 4
-FOUR_STEPS = ["train.kimg=0.032", "train.checkpoint_kimg=0.016", "train.tick_kimg=0.008", "train.snapshot_kimg=1"]
+FOUR_STEPS = ["train.kimg=0.032", "train.checkpoint_kimg=0.016", "train.tick_kimg=0.008", "train.grid_kimg=1"]
 
 
 def _weights(trainer) -> dict:
@@ -88,7 +88,7 @@ def test_resume_auto_falls_back_to_the_newest_intact_checkpoint(run, damage):
     DAMAGE[damage](newest)
     with pytest.warns(UserWarning, match=r"skipping damaged checkpoint step-000000004: .*(safetensors|optimizer|train_state)"):
         t = fresh_trainer(run_config(run, *FOUR_STEPS, "resume=auto"))
-    assert t._resume_from.name == "step-000000002"
+    assert t.resume_choice.path.name == "step-000000002"
 
 
 def test_fallback_then_training_on_reaches_the_same_weights(run, trained):
@@ -109,7 +109,7 @@ def test_an_empty_newer_step_dir_is_skipped(run):
     (run / "checkpoints" / "step-000000009").mkdir()
     with pytest.warns(UserWarning, match=r"step-000000009: .*no train_state.json"):
         t = fresh_trainer(run_config(run, *FOUR_STEPS, "resume=auto"))
-    assert t._resume_from.name == "step-000000004"
+    assert t.resume_choice.path.name == "step-000000004"
 
 
 def test_resume_path_to_a_damaged_checkpoint_is_one_line_naming_the_file(run):
@@ -137,13 +137,13 @@ def test_leftovers_of_an_interrupted_save_are_cleaned_at_start(run):
     cdir = run / "checkpoints"
     shutil.copytree(cdir / "step-000000004", cdir / ".tmp-step-000000006")  # killed while writing step 6
     shutil.copytree(cdir / "step-000000002", cdir / ".old-step-000000002")  # killed while re-saving step 2
-    (run / "generator_ema.safetensors.tmp-99999").write_bytes(b"partial")  # killed while exporting
+    (run / ".generator_ema.safetensors.tmp-99999").write_bytes(b"partial")  # killed while writing it
     (run / "samples" / ".fakes00000.040.png.tmp-99999").write_bytes(b"partial")
     t = fresh_trainer(run_config(run, *FOUR_STEPS, "train.kimg=0.04", "resume=auto"))
     t.train()
     assert not [p.name for p in cdir.iterdir() if p.name.startswith(".")]
     assert not [p.name for p in [*run.iterdir(), *(run / "samples").iterdir()] if ".tmp-" in p.name]
-    assert t._resume_from.name == "step-000000004"
+    assert t.resume_choice.path.name == "step-000000004"
 
 
 def test_old_copy_is_restored_when_the_resave_was_cut_between_renames(run):
@@ -160,7 +160,7 @@ def test_unverified_load_of_a_damaged_file_is_one_line(run):
     with pytest.raises(ckpt.CheckpointError) as err:
         ckpt.load_checkpoint(t.accelerator, bad, t.ema.module, verify=False)
     assert "\n" not in str(err.value) and str(bad) in str(err.value)
-    t._lock.release()
+    t.lock.release()
 
 
 # ----------------------------------------------------------------------------- keep_checkpoints
@@ -168,7 +168,7 @@ def test_unverified_load_of_a_damaged_file_is_one_line(run):
 
 def test_keep_checkpoints_zero_is_refused():
     with pytest.raises(ValueError, match=r"train.keep_checkpoints: must be >= 1, got 0"):
-        validate_config(run_config("unused", "train.keep_checkpoints=0"), 1)
+        validate_run_config(run_config("unused", "train.keep_checkpoints=0"), 1)
     with pytest.raises(ValueError, match="keep_checkpoints"):
         ckpt.prune_checkpoints("unused", 0)
 
@@ -180,7 +180,7 @@ def test_keep_one_keeps_the_checkpoint_just_written_and_resumes_from_it(tmp_path
     assert _ckpts(tmp_path) == ["step-000000004"]
     t2 = fresh_trainer(run_config(tmp_path, *FOUR_STEPS, "train.kimg=0.04", "resume=auto"))
     t2.train()
-    assert t2._resume_from.name == "step-000000004" and t2.state["step"] == 5
+    assert t2.resume_choice.path.name == "step-000000004" and t2.state["step"] == 5
 
 
 # ----------------------------------------------------------------------------- a config that does not fit
@@ -203,13 +203,15 @@ def test_a_config_that_does_not_fit_the_checkpoint_is_one_line_before_any_write(
     assert after == before  # nothing written, nothing left behind (the lock is gone too)
 
 
-def test_checkpoints_without_stored_settings_are_checked_by_shape(run):
+def test_a_checkpoint_without_stored_settings_is_refused_in_one_line(run):
     c = run / "checkpoints" / "step-000000004"
     state = json.loads((c / "train_state.json").read_text())
-    del state["model"], state["state_sha256"]  # as written before model settings were stored
+    del state["model"]  # not written by this version: no settings to check the configuration against
+    state["state_sha256"] = ckpt._state_digest(state)
     (c / "train_state.json").write_text(json.dumps(state))
-    with pytest.raises(ckpt.CheckpointError, match=r"tensors differ"):
-        fresh_trainer(run_config(run, *FOUR_STEPS, "resume=auto", "model.generator.channels=[32,32,16]"))
+    with pytest.raises(ckpt.CheckpointError, match=r"step-000000004 records no model settings") as err:
+        fresh_trainer(run_config(run, *FOUR_STEPS, "resume=auto"))
+    assert "\n" not in str(err.value)
 
 
 # ----------------------------------------------------------------------------- logs after a kill
@@ -257,7 +259,7 @@ def test_a_failed_grid_write_does_not_stop_training_and_the_final_checkpoint_is_
         return real_save(self, fp, *a, **k)
 
     monkeypatch.setattr(Image.Image, "save", save)
-    t = fresh_trainer(run_config(tmp_path, *FOUR_STEPS, "train.snapshot_kimg=0.016"))
+    t = fresh_trainer(run_config(tmp_path, *FOUR_STEPS, "train.grid_kimg=0.016"))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         t.train()
@@ -268,18 +270,20 @@ def test_a_failed_grid_write_does_not_stop_training_and_the_final_checkpoint_is_
 
 def test_grids_are_written_atomically(tmp_path, monkeypatch):
     order = []
-    real_replace = trainer_mod.os.replace
-    monkeypatch.setattr(trainer_mod.os, "replace", lambda a, b: (order.append((Path(a).name, Path(b).name)), real_replace(a, b)))
+    from maxvit_gan import files
+
+    real_replace = files.os.replace
+    monkeypatch.setattr(files.os, "replace", lambda a, b: (order.append((Path(a).name, Path(b).name)), real_replace(a, b)))
     fresh_trainer(run_config(tmp_path, "train.kimg=0.008")).train()
     assert any(src.startswith(".fakes") and dst.startswith("fakes") for src, dst in order)
 
 
 def test_the_final_checkpoint_is_saved_before_the_final_grid(tmp_path, monkeypatch):
     events = []
-    real_snapshot, real_save = trainer_mod.Trainer.snapshot, trainer_mod.Trainer.save
-    monkeypatch.setattr(trainer_mod.Trainer, "snapshot", lambda self, lg: (events.append("grid"), real_snapshot(self, lg))[1])
+    real_grid, real_save = trainer_mod.Trainer.write_fakes_grid, trainer_mod.Trainer.save
+    monkeypatch.setattr(trainer_mod.Trainer, "write_fakes_grid", lambda self, lg: (events.append("grid"), real_grid(self, lg))[1])
     monkeypatch.setattr(trainer_mod.Trainer, "save", lambda self, **k: (events.append("ckpt"), real_save(self, **k))[1])
-    fresh_trainer(run_config(tmp_path, "train.kimg=0.016", "train.checkpoint_kimg=1", "train.snapshot_kimg=1")).train()
+    fresh_trainer(run_config(tmp_path, "train.kimg=0.016", "train.checkpoint_kimg=1", "train.grid_kimg=1")).train()
     assert events == ["grid", "ckpt", "grid"]  # kimg 0 grid, then at the end: checkpoint first
 
 
@@ -325,7 +329,9 @@ def test_a_failed_metrics_write_is_a_warning(tmp_path, monkeypatch):
         def __getattr__(self, name):
             return getattr(self.f, name)
 
-    monkeypatch.setattr(trainer_mod, "open", lambda p, m="r", *a, **k: Full(real_open(p, m, *a, **k)) if "a" in m else real_open(p, m, *a, **k), raising=False)
+    from maxvit_gan.training import trackers
+
+    monkeypatch.setattr(trackers, "open", lambda p, m="r", *a, **k: Full(real_open(p, m, *a, **k)) if "a" in m else real_open(p, m, *a, **k), raising=False)
     t = fresh_trainer(run_config(tmp_path, "train.kimg=0.016"))
     with pytest.warns(UserWarning, match="could not write a line"):
         t.train()
@@ -359,14 +365,14 @@ def test_a_failed_metrics_write_is_a_warning(tmp_path, monkeypatch):
 )
 def test_out_of_range_numbers_are_one_line_each(override, line):
     with pytest.raises(ValueError) as err:
-        validate_config(run_config("unused", override), 1)
+        validate_run_config(run_config("unused", override), 1)
     lines = str(err.value).splitlines()
     assert len(lines) == 1 and lines[0].startswith(line), lines
 
 
 def test_every_bad_number_is_reported_at_once():
     with pytest.raises(ValueError) as err:
-        validate_config(run_config("unused", "train.batch_size=0", "train.grad_accum=0", "loss.r1_interval=0"), 1)
+        validate_run_config(run_config("unused", "train.batch_size=0", "train.grad_accum=0", "loss.r1_interval=0"), 1)
     assert [s.split(":")[0] for s in str(err.value).splitlines()] == ["train.batch_size", "train.grad_accum", "loss.r1_interval"]
 
 
@@ -411,7 +417,7 @@ def test_script_with_a_zero_batch_size_stops_before_any_work(tmp_path):
 
 
 def test_cpu_threads_follow_what_other_processes_use(monkeypatch):
-    from maxvit_gan.training import cpu
+    from maxvit_gan.training import threads as cpu
 
     clock = {"t": 0.0, "busy": 0.0, "own": 0.0}
     monkeypatch.setattr(cpu, "_affinity", lambda: [0, 1])
@@ -421,7 +427,7 @@ def test_cpu_threads_follow_what_other_processes_use(monkeypatch):
     set_to = []
     monkeypatch.setattr(cpu.torch, "set_num_threads", set_to.append)
     monkeypatch.setattr(cpu.torch, "get_num_threads", lambda: 2)
-    gov = cpu.CpuThreadGovernor(2, interval_s=5)
+    gov = cpu.ThreadGovernor(2, interval_s=5)
 
     def run(seconds, ours, others):
         clock["t"] += seconds
@@ -435,13 +441,13 @@ def test_cpu_threads_follow_what_other_processes_use(monkeypatch):
     assert run(5, ours=1.0, others=0.1) is None and gov.threads == 1  # gone: wait for a second look
     assert run(5, ours=1.0, others=0.1) is not None and gov.threads == 2 and set_to == [1, 2]
     assert run(1, ours=1.0, others=2.0) is None  # not before the interval
-    assert not cpu.CpuThreadGovernor(1).enabled  # nothing to govern with one thread
+    assert not cpu.ThreadGovernor(1).enabled  # nothing to govern with one thread
 
 
 def test_a_fixed_thread_count_is_left_alone(tmp_path):
     t = fresh_trainer(run_config(tmp_path, "train.kimg=0.008", "train.cpu_threads=1"))
-    assert not t._cpu.enabled
-    t._lock.release()
+    assert not t.threads.enabled
+    t.lock.release()
 
 
 def test_a_real_busy_neighbour_is_seen():
@@ -449,9 +455,9 @@ def test_a_real_busy_neighbour_is_seen():
     import sys
     import time
 
-    from maxvit_gan.training.cpu import CpuThreadGovernor
+    from maxvit_gan.training.threads import ThreadGovernor
 
-    gov = CpuThreadGovernor(2, interval_s=1.0)
+    gov = ThreadGovernor(2, interval_s=1.0)
     if not gov.enabled:
         pytest.skip("no /proc/stat")
     busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])

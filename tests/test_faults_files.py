@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from maxvit_gan.config import SampleConfig
+from maxvit_gan.loading import load_generator
 from maxvit_gan.models import Generator, GeneratorConfig, save_generator
-from maxvit_gan.rundir import load_generator
 from maxvit_gan.sampling import run_sample
 from maxvit_gan.sampling.parse import MAX_SEEDS, parse_seeds
 

@@ -16,8 +16,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from maxvit_gan.rundir import RunDir, checkpoint_step
-from maxvit_gan.training import checkpoint as ckpt
+from maxvit_gan import checkpoint as ckpt
+from maxvit_gan.checkpoint import checkpoint_step
+from maxvit_gan.rundir import RunDir
 
 LOCK = "train.lock"  # maxvit_gan.rundir.LOCK_FILE, spelled out: these tests also ran against the code before the lock
 
@@ -30,7 +31,7 @@ TWO_PROCS = [
 ]  # fmt: skip
 # a long run (stopped by the test): a tick per step, a checkpoint every 4 steps
 LONG = ["experiment=smoke", "train.kimg=100", "train.tick_kimg=0.008", "train.checkpoint_kimg=0.032",
-        "train.snapshot_kimg=100", "train.log_with=none", "data.shapes_num_images=64"]  # fmt: skip
+        "train.grid_kimg=100", "train.log_with=none", "data.shapes_num_images=64"]  # fmt: skip
 
 pytestmark = pytest.mark.slow
 
@@ -223,7 +224,7 @@ def test_two_machines_on_localhost_train_and_resume(tmp_path):
 
     run = tmp_path / "run"
     fast = ["experiment=smoke", "train.kimg=0.032", "train.checkpoint_kimg=0.016", "train.tick_kimg=0.016",
-            "train.snapshot_kimg=1", "train.log_with=none", "data.shapes_num_images=64"]  # fmt: skip
+            "train.grid_kimg=1", "train.log_with=none", "data.shapes_num_images=64"]  # fmt: skip
     _two_machines(run, tmp_path / "a", *fast)
     _two_machines(run, tmp_path / "b", *fast, "train.kimg=0.048", "resume=auto")
     r0, r1 = (load_file(str(tmp_path / "b" / f"rank{r}.safetensors")) for r in (0, 1))

@@ -13,7 +13,7 @@ from maxvit_gan.models.generator import Upsample
 from maxvit_gan.nn import MaxViTBlock, MBConv, ModulatedResBlock
 from maxvit_gan.sampling import sample_grid
 
-FAST = ["train.kimg=0.064", "train.checkpoint_kimg=0.032", "train.snapshot_kimg=1", "train.tick_kimg=0.032"]
+FAST = ["train.kimg=0.064", "train.checkpoint_kimg=0.032", "train.grid_kimg=1", "train.tick_kimg=0.032"]
 DEMO_G = ["model.generator.channels=[64,64,32]", "model.generator.window_sizes=[4,4,0]",
           "model.generator.grid_sizes=[2,4,0]"]  # fmt: skip
 

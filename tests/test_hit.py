@@ -150,7 +150,7 @@ def test_imagenet128_experiment_runs_end_to_end(tmp_path):
         "train.batch_size=2",
         "train.kimg=0.004",  # 2 steps
         "train.tick_kimg=0.004",
-        "train.snapshot_kimg=1",  # snapshots only at the start and the end
+        "train.grid_kimg=1",  # snapshots only at the start and the end
         "train.checkpoint_kimg=1",  # one checkpoint, at the end
         "train.ema_start_kimg=0.002",
         "train.mixed_precision=no",

@@ -74,7 +74,7 @@ def test_wheel_installs_and_runs_outside_the_checkout(venv):
     mine.mkdir(parents=True)
     (mine / "tiny_run.yaml").write_text(
         "# @package _global_\ndefaults:\n  - smoke\n  - _self_\nexperiment: tiny_run\n"
-        "data:\n  shapes_num_images: 32\ntrain:\n  kimg: 0.016\n  tick_kimg: 0.008\n  snapshot_kimg: 1\n"
+        "data:\n  shapes_num_images: 32\ntrain:\n  kimg: 0.016\n  tick_kimg: 0.008\n  grid_kimg: 1\n"
         "  checkpoint_kimg: 0.016\n"
     )
     launch = [str(python), "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "1", "--num_machines", "1",

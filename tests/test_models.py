@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from maxvit_gan.loading import load_generator
 from maxvit_gan.models import (
     EMA,
     Discriminator,
@@ -13,7 +14,6 @@ from maxvit_gan.models import (
     generator_preset,
     save_generator,
 )
-from maxvit_gan.rundir import load_generator
 
 
 def _params(m):

@@ -55,7 +55,7 @@ def test_dark_share_counts_dark_borders_only(qs):
 def test_scores_and_report_from_product_runs(tmp_path, qs):
     for arch in ("maxvit", "conv"):
         cfg = run_config(qs.RUNS / f"{arch}-s0", "train.kimg=0.032", "train.checkpoint_kimg=0.016",
-                         "train.snapshot_kimg=1", "train.keep_checkpoints=10", f"model.generator.arch={arch}")  # fmt: skip
+                         "train.grid_kimg=1", "train.keep_checkpoints=10", f"model.generator.arch={arch}")  # fmt: skip
         fresh_trainer(cfg).train()
     scorer = qs.Scorer(n=64)
     runs = {name: qs.score_run(qs.RUNS / name, scorer) for name in ("maxvit-s0", "conv-s0")}

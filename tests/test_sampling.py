@@ -410,7 +410,7 @@ def test_metadata_survives_load_and_save(tmp_path, run_dir):
 def smoke_run(tmp_path_factory):
     run = tmp_path_factory.mktemp("smoke") / "run"
     cmd = [sys.executable, "scripts/train_gan.py", "experiment=smoke", "train.kimg=0.016", "train.tick_kimg=0.016",
-           "train.snapshot_kimg=1", "train.checkpoint_kimg=0.016", "train.log_with=none", f"hydra.run.dir={run}"]  # fmt: skip
+           "train.grid_kimg=1", "train.checkpoint_kimg=0.016", "train.log_with=none", f"hydra.run.dir={run}"]  # fmt: skip
     proc = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-4000:]
     return run

@@ -3,7 +3,7 @@
 import ast
 from pathlib import Path
 
-from maxvit_gan import rundir
+from maxvit_gan import checkpoint, rundir
 
 ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "maxvit_gan"
@@ -74,7 +74,7 @@ def test_import_graph_has_no_cycle():
 def test_layers_import_downwards_only():
     """nn and models know nothing of training, data, metrics, sampling, the run directory,
     Accelerate or Hydra; data does not load the models."""
-    low = {"maxvit_gan.nn": ("nn",), "maxvit_gan.models": ("nn", "models", "_version")}
+    low = {"maxvit_gan.nn": ("nn",), "maxvit_gan.models": ("nn", "models", "_version", "files")}
     for name, path in _modules().items():
         for prefix, allowed in low.items():
             if name == prefix or name.startswith(prefix + "."):
@@ -115,20 +115,21 @@ def _string_constants(path: Path) -> list[str]:
     ]
 
 
-def test_run_directory_names_live_in_one_module():
-    files = [rundir.CONFIG_FILE, rundir.METRICS_FILE, rundir.GENERATOR_FILE, rundir.TRAIN_STATE_FILE, rundir.REALS_GRID]
+def test_run_directory_and_checkpoint_names_live_in_one_module_each():
+    """The run directory's names are spelled in rundir.py only, a checkpoint's in checkpoint.py only."""
+    files = [rundir.CONFIG_FILE, rundir.METRICS_FILE, rundir.GENERATOR_FILE, checkpoint.TRAIN_STATE_FILE, rundir.REALS_GRID]
     folders = [rundir.CHECKPOINTS_DIR, rundir.SAMPLES_DIR, rundir.TENSORBOARD_DIR]
     offenders = []
     sources = [*PKG.rglob("*.py"), *(ROOT / "scripts").glob("*.py"), *(ROOT / "benchmarks").glob("*.py")]
     for path in sources:
-        if path == PKG / "rundir.py":
+        if path in (PKG / "rundir.py", PKG / "checkpoint.py"):
             continue
         for s in _string_constants(path):
             if (
                 any(f in s for f in files)
                 or s.rstrip("/") in folders
                 or s.startswith(("step-", f"/{rundir.CHECKPOINTS_DIR}"))
-                or s.endswith(rundir.CHECKPOINT_EMA_FILE)
+                or s.endswith(checkpoint.EMA_FILE)
             ):
                 if path.name == "features.py" and s == "checkpoints":  # torch hub's cache folder, not ours
                     continue
@@ -136,3 +137,8 @@ def test_run_directory_names_live_in_one_module():
                     continue
                 offenders.append(f"{path.relative_to(ROOT)}: {s!r}")
     assert not offenders, offenders
+
+
+def test_checkpoint_names_are_not_in_rundir():
+    text = (PKG / "rundir.py").read_text()
+    assert checkpoint.TRAIN_STATE_FILE not in text and f'"{checkpoint.EMA_FILE}"' not in text and '"step-' not in text

@@ -66,7 +66,7 @@ def test_scalars_and_grids_reach_tensorboard(tmp_path):
     event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
     run = tmp_path / "run"
     cfg = run_config(run, "train.log_with=tensorboard", "train.kimg=0.016", "train.tick_kimg=0.008",
-                     "train.snapshot_kimg=0.008", "train.checkpoint_kimg=1")  # fmt: skip
+                     "train.grid_kimg=0.008", "train.checkpoint_kimg=1")  # fmt: skip
     trainer = fresh_trainer(cfg)
     trainer.train()
     trainer.accelerator.end_training()

@@ -17,7 +17,7 @@ TWO_PROCS = [
     "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
     "--dynamo_backend", "no", "--main_process_port", "0",
 ]  # fmt: skip
-FAST = ["experiment=smoke", "train.kimg=0.064", "train.checkpoint_kimg=0.032", "train.snapshot_kimg=1",
+FAST = ["experiment=smoke", "train.kimg=0.064", "train.checkpoint_kimg=0.032", "train.grid_kimg=1",
         "train.tick_kimg=0.032", "train.log_with=none"]  # fmt: skip
 
 
@@ -51,7 +51,7 @@ def _assert_same(a, b):
 def test_smoke_run_then_resume_auto(tmp_path):
     run = tmp_path / "run"
     _run(["scripts/train_gan.py", "experiment=smoke", "train.kimg=0.064", "train.tick_kimg=0.016",
-          "train.snapshot_kimg=0.032", "train.checkpoint_kimg=0.032", f"hydra.run.dir={run}"])  # fmt: skip
+          "train.grid_kimg=0.032", "train.checkpoint_kimg=0.032", f"hydra.run.dir={run}"])  # fmt: skip
     for f in ["config_resolved.yaml", "metrics.jsonl", "generator_ema.safetensors", "samples/reals.png",
               "samples/fakes00000.000.png", "samples/fakes00000.064.png"]:  # fmt: skip
         assert (run / f).is_file(), f
@@ -63,7 +63,7 @@ def test_smoke_run_then_resume_auto(tmp_path):
     assert all(r["loss_D"] == r["loss_D"] for r in lines)  # not NaN
     # continue to a longer run: appends to metrics.jsonl, keeps the newest 2 checkpoints
     proc = _run(["scripts/train_gan.py", "experiment=smoke", "train.kimg=0.096", "train.tick_kimg=0.016",
-                 "train.snapshot_kimg=0.032", "train.checkpoint_kimg=0.032", "resume=auto", f"hydra.run.dir={run}"])  # fmt: skip
+                 "train.grid_kimg=0.032", "train.checkpoint_kimg=0.032", "resume=auto", f"hydra.run.dir={run}"])  # fmt: skip
     assert "Resuming at kimg 0.064" in proc.stdout + proc.stderr
     lines = [json.loads(s) for s in (run / "metrics.jsonl").read_text().splitlines()]
     assert [round(r["kimg"], 3) for r in lines][-2:] == [0.08, 0.096] and len(lines) == 6
@@ -119,7 +119,11 @@ def test_lr_rampdown_falls_linearly_over_the_last_kimg(tmp_path):
     scale = [1, 1, 1, 1, 1, 0.75, 0.5, 0.25]
     assert seen == pytest.approx([lr * f for f in scale for lr in (2e-3, 1e-3)])
     constant = fresh_trainer(run_config(tmp_path / "constant", *FAST))
-    assert constant._lr_scale() == 1.0 and trainer._lr_scale() == 0.0  # at the end of the ramp
+    from maxvit_gan.training.schedules import lr_scale
+
+    at = lambda t: lr_scale(t.cfg.optim, t.cfg.train.kimg, t.state["nimg"])  # noqa: E731
+    assert at(constant) == 1.0 and at(trainer) == 0.0  # at the end of the ramp
+    constant.lock.release()
 
 
 def test_class_weight_is_ignored_with_a_warning_on_unconditional_data(tmp_path):

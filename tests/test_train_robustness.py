@@ -13,7 +13,7 @@ import pytest
 import torch
 from train_utils import fresh_trainer, run_config
 
-from maxvit_gan.training import checkpoint as ckpt
+from maxvit_gan import checkpoint as ckpt
 from maxvit_gan.training import trainer as trainer_mod
 from maxvit_gan.training.trainer import NonFiniteLossError
 

@@ -3,7 +3,7 @@
     maxvit-gan export run=outputs/<run> out=exports/shapes32
     maxvit-gan export run=outputs/<run> checkpoint=latest push_to_hub=USER/maxvit-gan-shapes32 private=true
 
-Keys and defaults: maxvit_gan.config.ExportConfig; the logic: maxvit_gan.sharing.export_generator.
+Keys and defaults: maxvit_gan.config.ExportConfig; the logic: maxvit_gan.export.export_generator.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from maxvit_gan.cli.common import run_command
 def task(dcfg) -> None:
     from omegaconf import OmegaConf
 
-    from maxvit_gan.sharing import export_generator
+    from maxvit_gan.export import export_generator
 
     result = export_generator(OmegaConf.to_object(dcfg))
     if result["folder"] is not None:

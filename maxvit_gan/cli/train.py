@@ -19,9 +19,9 @@ def task(dcfg) -> None:
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import OmegaConf
 
+    from maxvit_gan.checkpoint import CheckpointError
     from maxvit_gan.rundir import RunDir
     from maxvit_gan.training.accelerator import build_accelerator
-    from maxvit_gan.training.checkpoint import CheckpointError
     from maxvit_gan.training.lock import RunDirLockedError
     from maxvit_gan.training.trainer import Trainer
 
@@ -49,9 +49,10 @@ def task(dcfg) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from maxvit_gan.checkpoint import CheckpointError, CheckpointWriteError
     from maxvit_gan.launch import quiet_hydra_on_other_ranks
-    from maxvit_gan.training.checkpoint import CheckpointError, CheckpointWriteError
-    from maxvit_gan.training.trainer import NonFiniteLossError, PeerLostError
+    from maxvit_gan.training.health import NonFiniteLossError
+    from maxvit_gan.training.stopping import PeerLostError
 
     codes = {NonFiniteLossError: 3, CheckpointError: 3, CheckpointWriteError: 3, PeerLostError: 3}
     run_command("train", task, argv, exit_codes=codes, before_hydra=quiet_hydra_on_other_ranks)

@@ -17,7 +17,7 @@ or compression level). The FID reference cache keys on it.
 Decoding runs in `workers` processes (`imap`, so the output order is the
 deterministic source order whatever the number of workers); zip member timestamps
 are fixed, so the same input gives a byte-identical zip. The zip is written to
-`dest + ".tmp-<pid>"` and renamed onto `dest` only when complete: an interrupted or
+`.<dest>.tmp-<pid>` next to it (maxvit_gan.files) and renamed onto `dest` only when complete: an interrupted or
 failed run never leaves a file at `dest`.
 """
 
@@ -37,6 +37,7 @@ from PIL import Image
 from maxvit_gan.config import PrepareConfig
 from maxvit_gan.data.datasets import scan_image_folder, subset_indices
 from maxvit_gan.data.transforms import load_rgb
+from maxvit_gan.files import atomic_path
 
 __all__ = ["PrepareResult", "prepare_dataset", "format_report"]
 
@@ -112,11 +113,10 @@ def prepare_dataset(
     workers = _default_workers() if workers is None else workers
 
     os.makedirs(os.path.dirname(dest), exist_ok=True)
-    tmp = f"{dest}.tmp-{os.getpid()}"
     digest = hashlib.sha256(f"maxvit-gan-zip-v1\0{resolution}\n".encode())
     out_labels: list[list] = []
     skipped: list[tuple[str, str]] = []
-    try:
+    with atomic_path(dest) as tmp:  # including KeyboardInterrupt: never a partial file at dest
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
             pool = None
             if workers > 1 and len(tasks) > 1:
@@ -160,11 +160,6 @@ def prepare_dataset(
                 "skipped": [path for path, _ in skipped],
             }
             zf.writestr(zipfile.ZipInfo("dataset.json", date_time=_ZIP_DATE), json.dumps(meta, indent=1))
-        os.replace(tmp, dest)
-    except BaseException:  # including KeyboardInterrupt: never leave a partial file behind
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
     return PrepareResult(
         dest=dest,
         num_images=k,

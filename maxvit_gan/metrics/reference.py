@@ -19,7 +19,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Union
 
@@ -27,6 +26,7 @@ import numpy as np
 import torch
 
 from maxvit_gan.data import dataset_content_hash
+from maxvit_gan.files import atomic_path
 from maxvit_gan.metrics.compute import compute_dataset_stats
 from maxvit_gan.metrics.distributed import all_reduce_sum, dist_info
 from maxvit_gan.metrics.stats import FeatureStats
@@ -72,14 +72,8 @@ def save_reference(
     arrays["meta"] = np.array(json.dumps(meta or {}, sort_keys=True, default=str))
     if kid_features is not None:
         arrays["kid_features"] = np.asarray(kid_features, np.float32)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp.npz")
-    os.close(fd)
-    try:
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:  # a file object: np.savez adds no .npz suffix to it
+        np.savez(f, **arrays)
     return path
 
 

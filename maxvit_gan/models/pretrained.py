@@ -25,6 +25,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from maxvit_gan._version import __version__
+from maxvit_gan.files import atomic_path, write_text
 from maxvit_gan.models.config import GeneratorConfig
 
 PRETRAINED_WEIGHTS = "model.safetensors"
@@ -40,13 +41,8 @@ def save_generator(generator, path: str | os.PathLike, metadata: dict | None = N
     meta = {str(k): str(v) for k, v in (metadata or {}).items()}
     meta["generator_config"] = json.dumps(generator.config.to_dict())
     state = {k: v.detach().contiguous().cpu() for k, v in generator.state_dict().items()}
-    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-    try:
+    with atomic_path(path) as tmp:  # disk full, interrupted: no partial file left behind
         save_file(state, str(tmp), metadata=meta)
-        os.replace(tmp, path)
-    except BaseException:  # disk full, interrupted: no partial file left behind
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _unreadable(path, err: BaseException) -> ValueError:
@@ -186,9 +182,7 @@ class PretrainedMixin:
             "generator_config": self.config.to_dict(),
             "metadata": metadata,
         }
-        tmp = directory / f"{PRETRAINED_CONFIG}.tmp-{os.getpid()}"
-        tmp.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-        os.replace(tmp, directory / PRETRAINED_CONFIG)
+        write_text(directory / PRETRAINED_CONFIG, json.dumps(config, indent=2, sort_keys=True) + "\n")
         card = directory / MODEL_CARD
         if model_card is not None:
             card.write_text(model_card)

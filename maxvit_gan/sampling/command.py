@@ -7,7 +7,7 @@ from pathlib import Path
 from PIL import Image
 
 from maxvit_gan.images import image_grid
-from maxvit_gan.rundir import class_names, load_generator
+from maxvit_gan.loading import class_names, load_generator
 from maxvit_gan.sampling.generate import resolve_device, sample_grid, sample_interpolations
 from maxvit_gan.sampling.latents import check_truncation
 from maxvit_gan.sampling.parse import parse_classes, parse_seeds

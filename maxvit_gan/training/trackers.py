@@ -1,4 +1,6 @@
-"""Experiment trackers through Accelerate (``train.log_with``): TensorBoard, W&B, MLflow, Aim, Comet, ...
+"""What a run reports: the progress lines, ``train.log``, ``metrics.jsonl``, a progress bar, and the
+experiment trackers of ``train.log_with`` (TensorBoard, W&B, MLflow, Aim, Comet, ...) through
+Accelerate. :class:`RunLogger` is the one writer (rank 0); the rest of this module picks the trackers.
 
 ``train.log_with`` names one or more of Accelerate's trackers (comma-separated), ``all`` (every
 one installed) or ``none``. The trainer sends every tick's scalars (the ``metrics.jsonl`` line)
@@ -12,10 +14,15 @@ TensorBoard (an optional extra), which warns once and training goes on with metr
 
 from __future__ import annotations
 
+import json
+import math
+import sys
+import time
 import warnings
 from dataclasses import asdict, is_dataclass
 
 import numpy as np
+from tqdm import tqdm  # the bar shows on terminals only (RunLogger), so no notebook widget
 
 from maxvit_gan.launch import rank_from_env
 
@@ -106,3 +113,97 @@ def log_image(trackers, tag: str, pil_image, step: int) -> None:
                 tracker.log_images({tag: [array]}, step=step)
             except NotImplementedError:
                 pass
+
+
+class RunLogger:
+    """Rank 0 only: the StyleGAN-style lines (console and ``train.log``), metrics.jsonl, the
+    trackers of ``train.log_with`` (scalars, sample grids, the config), and a progress bar when
+    the console is a terminal (never ``\\r`` fragments in a SLURM or nohup log)."""
+
+    def __init__(
+        self, run_dir, enabled: bool, total_kimg: float, start_kimg: float, accelerator=None, cfg=None,
+        purge_step: int | None = None,
+    ):  # fmt: skip
+        # purge_step: TensorBoard drops the events of steps >= it that an earlier, killed attempt
+        # logged after its last checkpoint (metrics.jsonl: RunDir.drop_metrics_after)
+        self.enabled = enabled
+        self.bar = None
+        self.accelerator = accelerator
+        if not enabled:
+            return
+        run_dir.path.mkdir(parents=True, exist_ok=True)
+        self.jsonl = open(run_dir.metrics_file, "a")
+        self.log = open(run_dir.log_file, "a")
+        if accelerator is not None and accelerator.log_with and cfg is not None:
+            accelerator.init_trackers(
+                cfg.train.tracker_project, config=flat_config(cfg), init_kwargs=dict(cfg.train.tracker_kwargs)
+            )
+            if purge_step is not None:
+                self._purge_tensorboard(purge_step)
+        self.bar = tqdm(
+            total=round(total_kimg, 3), initial=round(start_kimg, 3), unit="kimg", dynamic_ncols=True,
+            disable=not sys.stderr.isatty(),
+        )  # fmt: skip
+
+    def _purge_tensorboard(self, purge_step: int) -> None:
+        """Reopen TensorBoard's writer with ``purge_step``: events at steps >= it from an earlier
+        attempt are dropped, so a resumed run shows each step once."""
+        from accelerate.tracking import TensorBoardTracker
+
+        for tracker in self.trackers:
+            writer = getattr(tracker, "writer", None)
+            if isinstance(tracker, TensorBoardTracker) and writer is not None:
+                log_dir = writer.log_dir if hasattr(writer, "log_dir") else writer.logdir
+                writer.close()
+                tracker.writer = type(writer)(log_dir, purge_step=purge_step)
+
+    @property
+    def trackers(self) -> list:
+        return list(self.accelerator.trackers) if self.enabled and self.accelerator is not None else []
+
+    def line(self, text: str) -> None:
+        if self.enabled:
+            tqdm.write(text, file=sys.stdout)
+            sys.stdout.flush()
+            try:
+                self.log.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')}  {text}\n")
+                self.log.flush()
+            except OSError as err:  # disk full: the checkpoints matter more than a log line
+                warnings.warn(f"could not write a line to {self.log.name} ({err}); training continues", stacklevel=2)
+
+    def record(self, stats: dict, step: int) -> None:
+        if not self.enabled:
+            return
+        try:
+            self.jsonl.write(json.dumps(stats) + "\n")
+            self.jsonl.flush()
+        except OSError as err:  # disk full: the checkpoints matter more than a log line
+            warnings.warn(f"could not write a line to {self.jsonl.name} ({err}); training continues", stacklevel=2)
+        scalars = {k: v for k, v in stats.items() if isinstance(v, (int, float)) and k != "step"}
+        for tracker in self.trackers:
+            tracker.log(scalars, step=step)
+
+    def image(self, tag: str, pil_image, step: int) -> None:
+        log_image(self.trackers, tag, pil_image, step)
+
+    def advance(self, kimg: float) -> None:
+        if self.bar is not None:
+            self.bar.n = round(kimg, 3)
+            self.bar.refresh()
+
+    def close(self) -> None:
+        if self.enabled:
+            self.bar.close()
+            self.jsonl.close()
+            self.log.close()
+            for tracker in self.trackers:
+                tracker.finish()
+            if self.accelerator is not None:
+                self.accelerator.trackers = []  # finished: end_training() must not finish them again
+
+
+def format_duration(s: float) -> str:
+    if not math.isfinite(s):
+        return "?"
+    s = int(s)
+    return f"{s // 3600}h{(s % 3600) // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"

@@ -1,9 +1,9 @@
-"""CPU training on a shared machine: fewer torch threads while other processes use the cores.
+"""CPU threads of a training process: how many, and fewer while other processes use the cores.
 
 With 2 torch threads on 2 cores and one busy neighbour, every OpenMP parallel region waits
 for the thread that shares its core with the neighbour, while the other spin-waits: the CPU
 demo fell from ~100 to ~10-25 img/s (benchmarks/RESULTS.md, "Busy neighbour": 1 thread keeps
-most of the speed). :class:`CpuThreadGovernor` measures, every few seconds, how much CPU the
+most of the speed). :class:`ThreadGovernor` measures, every few seconds, how much CPU the
 other processes of the machine use (``/proc/stat`` over this process's CPUs minus this
 process's own time; DataLoader workers count as others, since they compete for the same
 cores) and sets ``torch.set_num_threads`` to the cores left, between 1 and the configured
@@ -53,7 +53,7 @@ def _own_seconds() -> float:
     return t.user + t.system
 
 
-class CpuThreadGovernor:
+class ThreadGovernor:
     """``update()`` every step; returns a message when it changed the thread count."""
 
     # keep n threads only while the others leave n - MARGIN cores free: a neighbour using half
@@ -102,3 +102,15 @@ class CpuThreadGovernor:
             f"CPU: other processes use {self.others:.1f} of {len(self.cpus)} cores; torch threads {old} -> {want} "
             "(automatic: set train.cpu_threads to fix the count)"
         )
+
+
+THREADS_ENV = "MAXVIT_GAN_CPU_THREADS"
+
+
+def setup_cpu_threads(cpu_threads: int | None, local_processes: int) -> ThreadGovernor:
+    """Set torch's thread count for a CPU run and return its governor (on only when the count is
+    automatic). ``accelerate launch`` exports OMP_NUM_THREADS=1 unless told otherwise, so the
+    automatic count is the cores over the processes of this machine, not the environment's."""
+    fixed = cpu_threads or int(os.environ.get(THREADS_ENV, 0))
+    torch.set_num_threads(fixed or max(1, len(_affinity()) // max(1, local_processes)))
+    return ThreadGovernor(torch.get_num_threads(), enabled=not fixed)

@@ -1,4 +1,5 @@
-"""FID of the EMA generator during training (FID10k-style tracking, not a paper number).
+"""Scores of the EMA generator during training: FID (+ KID, IS) every ``metrics.fid.every_kimg``
+(FID10k-style tracking, not a paper number).
 
 Built once: the Inception extractor (downloaded on the main process first, or
 `metrics.inception_weights`) and the reference statistics (`metrics.fid.ref`, or the
@@ -26,7 +27,7 @@ from maxvit_gan.metrics import (
 )
 
 
-class FIDTracker:
+class Scorer:
     def __init__(self, cfg: MetricsConfig, accelerator, dataset, seed: int):
         self.cfg = cfg
         self.accelerator = accelerator

@@ -21,8 +21,9 @@ import tempfile
 from pathlib import Path
 
 from maxvit_gan._version import __version__
+from maxvit_gan.loading import is_hub_id, load_generator
 from maxvit_gan.models.pretrained import upload_folder
-from maxvit_gan.rundir import RunDir, is_hub_id, load_generator
+from maxvit_gan.rundir import RunDir
 from maxvit_gan.sampling import parse_seeds, sample_grid
 
 SAMPLES_FILE = "samples.png"
