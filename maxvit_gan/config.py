@@ -39,7 +39,7 @@ class DataConfig:
 
 @dataclass
 class PrepareConfig:
-    """`scripts/prepare_dataset.py`: image folder -> StyleGAN2-ADA-format zip."""
+    """``maxvit-gan prepare``: image folder -> StyleGAN2-ADA-format zip."""
 
     source: str = "???"  # image folder (class subfolders = labels; flat = unconditional)
     dest: str = "???"  # output .zip
@@ -133,7 +133,7 @@ class RunConfig:
 
 @dataclass
 class SampleConfig:
-    """`scripts/sample.py`: seeds -> image grid, per-seed PNGs or interpolation strips."""
+    """``maxvit-gan sample``: seeds -> image grid, per-seed PNGs or interpolation strips."""
 
     run: str | None = None  # run dir (generator_ema.safetensors), save_pretrained dir or .safetensors
     checkpoint: str | None = None  # checkpoints/step-N dir (its ema.safetensors), .safetensors, or latest

@@ -1,7 +1,7 @@
 """Evaluate as papers do: FID (+ KID, IS, precision/recall) of N samples against a reference.
 
 What is scored (the "fake" side):
-  run=...          a generator, from anything ``maxvit_gan.rundir.load_generator`` reads: a training
+  run=...          a generator, from anything ``maxvit_gan.loading.load_generator`` reads: a training
                    run directory (``checkpoint=latest`` / ``checkpoints/step-N`` / a .safetensors for
                    a checkpoint's EMA), a save_pretrained / export folder, a .safetensors file, or a
                    Hugging Face Hub repo id; ``num_samples`` images (default 50,000)

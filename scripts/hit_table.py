@@ -224,7 +224,7 @@ POINTS = [
     (
         "RGB output path",
         "to-RGB (norm + dense) at the attention-free stages only; earlier RGB upsampled nearest and added",
-        "the same (`rgb_skip=hit`); the default (`ours`, and `b`) adds a to-RGB at "
+        "the same (`rgb_skip=hit`); the default (`bilinear`, and `b`) adds a to-RGB at "
         "64 px and upsamples bilinearly",
         "same",
     ),

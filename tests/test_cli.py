@@ -108,8 +108,8 @@ def test_help_lists_only_what_the_command_takes(capsys, command):
 
 def test_launcher_configs_are_not_hydra_groups(capsys):
     code, _, err = _cli(capsys, "train", "accelerate=multi_gpu")
-    assert code == 2 and "accelerate launch --config_file conf/accelerate/multi_gpu.yaml" in err
-    assert (ROOT / "conf" / "accelerate" / "multi_gpu.yaml").is_file()
+    assert code == 2 and "accelerate launch --config_file launchers/multi_gpu.yaml" in err
+    assert (ROOT / "launchers" / "multi_gpu.yaml").is_file()
 
 
 def test_launcher_precision_is_not_ignored_silently(monkeypatch):
@@ -118,7 +118,7 @@ def test_launcher_precision_is_not_ignored_silently(monkeypatch):
     assert launcher_precision_note("bf16", {"ACCELERATE_MIXED_PRECISION": "bf16"}) is None
     assert launcher_precision_note("bf16", {"ACCELERATE_MIXED_PRECISION": "no"}) is None
     assert launcher_precision_note("no", {}) is None
-    for path in (ROOT / "conf" / "accelerate").glob("*.yaml"):  # the shipped launcher configs ask for nothing
+    for path in (ROOT / "launchers").glob("*.yaml"):  # the shipped launcher configs ask for nothing
         assert re.search(r"^mixed_precision: 'no'", path.read_text(), re.M), path.name
     from accelerate.state import AcceleratorState, GradientState
     from train_utils import run_config

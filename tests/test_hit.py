@@ -118,7 +118,7 @@ def test_bad_hit_option_values_are_errors():
     with pytest.raises(ValueError, match="highres_block"):
         Generator(generator_preset("tiny", 32, highres_block="conv"))
     with pytest.raises(ValueError, match="rgb_skip"):
-        Generator(generator_preset("tiny", 32, rgb_skip="bilinear"))
+        Generator(generator_preset("tiny", 32, rgb_skip="ours"))
     with pytest.raises(ValueError, match="num_heads"):
         Generator(generator_preset("tiny", 32, num_heads=[3, 2, 1]))
     with pytest.raises(ValueError, match="blur_position"):

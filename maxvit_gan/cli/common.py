@@ -92,8 +92,8 @@ _OVERRIDE = re.compile(r"^(?P<prefix>~|\+\+|\+)?(?P<key>[A-Za-z_][\w./@-]*)=(?P<
 _STRUCTURED = set("[]{}()'\"$\\")
 
 LAUNCHER_HINT = (
-    "the files in conf/accelerate/ configure the launcher, not the job: "
-    "accelerate launch --config_file conf/accelerate/{name}.yaml scripts/train_gan.py ... "
+    "the files in launchers/ configure the launcher, not the job: "
+    "accelerate launch --config_file launchers/{name}.yaml scripts/train_gan.py ... "
     "(or run `accelerate config` once)"
 )
 

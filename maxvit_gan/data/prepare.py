@@ -187,4 +187,4 @@ def format_report(result: PrepareResult) -> str:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit("use scripts/prepare_dataset.py")
+    sys.exit("use: maxvit-gan prepare source=DIR dest=FILE.zip resolution=R")

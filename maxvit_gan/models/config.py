@@ -30,7 +30,7 @@ class GeneratorConfig:
     num_heads: list[int] | None = None  # attention heads per stage (None = channels // head_dim)
     highres_block: str = "mbconv"  # block of the attention-free stages: mbconv | mlp (HiT: per-pixel MLP)
     cross_attn_mlp: bool = False  # an FFN after each stage's cross-attention (HiT)
-    rgb_skip: str = "ours"  # ours: to-RGB also at the stage before the attention-free ones, bilinear up | hit: only at attention-free stages, nearest up
+    rgb_skip: str = "bilinear"  # bilinear: to-RGB also at the stage before the attention-free ones, bilinear up | hit: only at attention-free stages, nearest up
 
     def to_dict(self) -> dict:
         return asdict(self)

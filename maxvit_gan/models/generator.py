@@ -11,7 +11,7 @@
         N x MBConv | N x PixelMLP                                      stages >= 128 px (no attention;
                                                                        highres_block: mbconv | mlp, HiT)
         skip-to-RGB at the attention-free stages and the stage before them, earlier RGB upsampled
-        bilinearly and added (rgb_skip=ours); or only at the attention-free stages, nearest (hit)
+        bilinearly and added (rgb_skip=bilinear); or only at the attention-free stages, nearest (hit)
     -> (B, 3, R, R), in the [-1, 1] scale, not clamped (clamp only when saving images)
 """
 
@@ -29,7 +29,7 @@ ARCHS = ("maxvit", "mbconv", "conv")
 UPSAMPLERS = ("pixel_shuffle", "icnr", "bilinear")
 
 HIGHRES_BLOCKS = ("mbconv", "mlp")
-RGB_SKIPS = ("ours", "hit")
+RGB_SKIPS = ("bilinear", "hit")
 
 
 class PixelMLP(FeedForward):
@@ -174,7 +174,7 @@ class Generator(PretrainedMixin, nn.Module):
         no_attn = [w == 0 for w in cfg.window_sizes]
         stages = []
         for i in range(n):
-            to_rgb = i == n - 1 or no_attn[i] or (cfg.rgb_skip == "ours" and no_attn[i + 1])
+            to_rgb = i == n - 1 or no_attn[i] or (cfg.rgb_skip == "bilinear" and no_attn[i + 1])
             stages.append(Stage(cfg, i, 8 * 2**i, cfg.channels[i - 1] if i else None, c0, to_rgb))
         self.stages = nn.ModuleList(stages)
 

@@ -11,7 +11,7 @@ package is installed, a Hub repo id. A loaded generator carries its extra metada
 names, step, kimg, metrics, ...) as ``generator.metadata``, and ``save_pretrained`` writes it
 back, so a load/save round trip keeps it. :class:`PretrainedMixin` gives ``Generator`` these
 methods; this module does not import the generator (the class arrives as ``cls``).
-A training run's directory is read by :func:`maxvit_gan.rundir.load_generator`.
+A training run's directory is read by :func:`maxvit_gan.loading.load_generator`.
 """
 
 from __future__ import annotations
@@ -140,22 +140,6 @@ def read_metadata(path: str | os.PathLike) -> dict:
     return out
 
 
-def _write_model_card(generator, card: Path) -> None:
-    cfg = generator.config
-    kind = f"class-conditional ({cfg.num_classes} classes)" if cfg.num_classes else "unconditional"
-    params = sum(p.numel() for p in generator.parameters()) / 1e6
-    card.write_text(
-        "---\nlibrary_name: maxvit-gan\ntags: [gan, image-generation, maxvit]\n---\n\n"
-        f"# maxvit-gan generator\n\n{kind}, {cfg.resolution}x{cfg.resolution} px, z_dim {cfg.z_dim}, "
-        f"{params:.2f}M parameters.\n\n"
-        "```python\nimport torch\nfrom maxvit_gan.models import Generator\n"
-        'G = Generator.from_pretrained("<this folder or hub repo id>")\n'
-        "z = torch.randn(4, G.z_dim)\nimages = G(z"
-        + (", torch.tensor([0, 1, 2, 3]) % G.num_classes" if cfg.num_classes else "")
-        + ")  # (4, 3, R, R) in [-1, 1]\n```\n"
-    )
-
-
 class PretrainedMixin:
     """``save_pretrained`` / ``from_pretrained`` / ``push_to_hub`` for a module with a
     ``config: GeneratorConfig`` attribute and a ``cls(config)`` constructor."""
@@ -185,9 +169,11 @@ class PretrainedMixin:
         write_text(directory / PRETRAINED_CONFIG, json.dumps(config, indent=2, sort_keys=True) + "\n")
         card = directory / MODEL_CARD
         if model_card is not None:
-            card.write_text(model_card)
+            write_text(card, model_card)
         elif not card.exists():  # never overwrite a card the user wrote
-            _write_model_card(self, card)
+            from maxvit_gan.models.card import model_card as card_text
+
+            write_text(card, card_text(self, metadata))
         return directory
 
     @classmethod

@@ -29,24 +29,18 @@ def _conv1x1_nhwc(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
 
 
 class SqueezeExcite(nn.Module):
-    """Channel gating from global average pooling: C -> rd -> C, SiLU then sigmoid."""
+    """Channel gating from global average pooling: C -> rd -> C, SiLU then sigmoid. MBConv folds
+    the gates into its projection (:meth:`gate` only; no forward of its own)."""
 
     def __init__(self, channels: int, reduced: int):
         super().__init__()
         self.reduce = nn.Conv2d(channels, reduced, 1)
         self.expand = nn.Conv2d(reduced, channels, 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_nhwc(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
-
     def gate(self, x: torch.Tensor) -> torch.Tensor:
         """(B, H, W, C) -> (B, C) gates in (0, 1)."""
         s = x.mean((1, 2))
         return torch.sigmoid(_conv1x1_nhwc(self.expand, F.silu(_conv1x1_nhwc(self.reduce, s))))
-
-    def forward_nhwc(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, H, W, C) -> (B, H, W, C)."""
-        return x * self.gate(x)[:, None, None, :]
 
 
 class MBConv(nn.Module):

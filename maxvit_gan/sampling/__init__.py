@@ -3,9 +3,9 @@
     parse.py     seeds and classes as the command line gives them
     latents.py   seed -> latent, truncation (``truncnorm`` / ``mean``), slerp
     generate.py  batched generation, grids (one class per row), interpolation strips
-    command.py   ``scripts/sample.py``'s logic (``run_sample``)
+    command.py   what ``maxvit-gan sample`` does (``run_sample``)
 
-Loading a generator from a run, checkpoint, file or folder: ``maxvit_gan.rundir.load_generator``.
+Loading a generator from a run, checkpoint, file or folder: ``maxvit_gan.loading.load_generator``.
 """
 
 from maxvit_gan.sampling.command import run_sample

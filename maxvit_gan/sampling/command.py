@@ -1,4 +1,4 @@
-"""What ``scripts/sample.py`` does, as a function of a :class:`maxvit_gan.config.SampleConfig`."""
+"""What ``maxvit-gan sample`` does, as a function of a :class:`maxvit_gan.config.SampleConfig`."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from maxvit_gan.sampling.parse import parse_classes, parse_seeds
 
 
 def run_sample(cfg) -> list[Path]:
-    """Everything ``scripts/sample.py`` does, from a :class:`maxvit_gan.config.SampleConfig`.
+    """Everything ``maxvit-gan sample`` does, from a :class:`maxvit_gan.config.SampleConfig`.
     Returns the written paths."""
     seeds = parse_seeds(cfg.seeds)
     check_truncation(cfg.truncation, cfg.truncation_mode)

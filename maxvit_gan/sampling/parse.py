@@ -45,7 +45,7 @@ def _parse_int_list(spec, key: str, names: list[str] | None = None, limit: int =
             if len(out) + b - a + 1 > limit:
                 raise ValueError(
                     f"{key}: {spec!r} selects more than {limit} values (at most {limit} per call: every image is "
-                    "held in memory; split the range over several calls, or use scripts/evaluate.py for metrics)"
+                    "held in memory; split the range over several calls, or use maxvit-gan evaluate for metrics)"
                 )
             out.extend(range(a, b + 1))
         elif re.fullmatch(r"[+-]?\d+", p):

@@ -156,10 +156,3 @@ class RunLock:
             self.release()
         except Exception:  # interpreter shutdown
             pass
-
-    def __enter__(self):
-        self.acquire()
-        return self
-
-    def __exit__(self, *exc):
-        self.release()

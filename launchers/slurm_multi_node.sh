@@ -1,6 +1,6 @@
 #!/bin/bash
 # Multi-node training on SLURM: one task per node, `accelerate launch` starts 8 processes per node.
-#   sbatch conf/accelerate/slurm_multi_node.sh
+#   sbatch launchers/slurm_multi_node.sh
 # Preemption: SLURM sends SIGTERM; the trainer finishes its step, saves a checkpoint and exits.
 # `--requeue` + `resume=auto` with a fixed run directory makes the job continue where it stopped.
 #SBATCH --job-name=maxvit-gan-in128
