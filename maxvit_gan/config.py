@@ -25,12 +25,12 @@ CONFIG_DIR = Path(__file__).resolve().parent / "conf"
 class DataConfig:
     name: str = "shapes"  # shapes | folder | zip
     path: str | None = None  # folder or zip path (unused for shapes)
-    resolution: int = 32  # output side in pixels
+    resolution: int | None = 32  # output side in pixels; null (zip): the zip's own (dataset.json / its images)
     conditional: bool = True  # use class labels when the dataset has them
     xflip: bool = True  # random horizontal flips (applied in the training step, seeded)
     max_images: int | None = None  # use only N images: a fixed random subset (seed 0), kept in order
     in_memory: bool = False  # zip only: decode everything into one uint8 array up front
-    num_workers: int = 2  # DataLoader workers per process
+    num_workers: int | None = None  # DataLoader workers per process; null: the cores per process minus one, at most 4
     # shapes only
     shapes_num_images: int = 50000  # length of the procedural dataset (one epoch)
     shapes_num_classes: int = 4
@@ -87,6 +87,10 @@ class LossConfig:
     diffaug: str = ""  # DiffAugment policy, e.g. "color,translation,cutout" (applied to reals and fakes)
     bcr_weight: float = 0.0  # balanced consistency regularization weight (0 = off); needs diffaug
     class_weight: float = 0.0  # auxiliary classifier loss (AC-GAN style: D classifies reals, G makes fakes classifiable); 0 = off
+    ada_target: float = 0.0  # ADA: adaptive augmentation towards E[sign(D(real))] = target (StyleGAN2-ADA: 0.6); 0 = off
+    ada_kimg: float = 100.0  # ADA: thousands of images for p to go from 0 to 1 (StyleGAN2-ADA: 500, for runs of 25,000 kimg)
+    ada_interval: int = 4  # ADA: steps between adjustments of p
+    ada_ops: str = "xflip,rot90,translation,scale,rotate,color"  # ADA: the augmentations, each applied with probability p (training/ada.py)
 
 
 @dataclass
@@ -129,6 +133,8 @@ class RunConfig:
     resume: str | None = None  # None | auto (newest checkpoint of the run directory) | PATH
     run_dir: str | None = None  # set by the script from Hydra's run directory
     experiment: str | None = None  # name of the experiment preset, for the record
+    recipe: str = "none"  # auto: settings not given on the command line are picked from the data (training/recipe.py) | none
+    overrides: list[str] = field(default_factory=list)  # the command line's overrides (set by the command / compose): what recipe=auto keeps
 
 
 @dataclass
@@ -223,9 +229,12 @@ def compose(config_name: str = "train", overrides: list[str] | tuple[str, ...] =
     GlobalHydra.instance().clear()
     try:
         with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
-            return OmegaConf.to_object(hydra_compose(config_name=config_name, overrides=list(overrides)))
+            cfg = OmegaConf.to_object(hydra_compose(config_name=config_name, overrides=list(overrides)))
     finally:
         GlobalHydra.instance().clear()
+    if isinstance(cfg, RunConfig):
+        cfg.overrides = list(overrides)  # what recipe=auto keeps as given
+    return cfg
 
 
 # ---------------------------------------------------------------------- checks of a training config
@@ -250,14 +259,16 @@ def config_problems(cfg: RunConfig) -> list[str]:
     for key, value in (
         ("train.batch_size", t.batch_size), ("train.grad_accum", t.grad_accum), ("loss.r1_interval", loss.r1_interval),
         ("train.keep_checkpoints", t.keep_checkpoints), ("train.grid_rows", t.grid_rows), ("train.grid_cols", t.grid_cols),
-        ("data.resolution", d.resolution), ("data.shapes_num_images", d.shapes_num_images),
+        ("data.shapes_num_images", d.shapes_num_images),
         ("data.shapes_num_classes", d.shapes_num_classes), ("metrics.fid.num_samples", fid.num_samples),
         ("metrics.fid.batch_size", fid.batch_size),
     ):  # fmt: skip
         check(key, value, pos, ">= 1", integer=True)
     check("data.max_images", d.max_images, pos, ">= 1 or null", integer=True, optional=True)
+    check("data.resolution", d.resolution, pos, ">= 1 (or null for a zip: its own)", integer=True, optional=True)
+    check("data.num_workers", d.num_workers, nonneg, ">= 0", integer=True, optional=True)
     check("train.cpu_threads", t.cpu_threads, pos, ">= 1 or null", integer=True, optional=True)
-    for key, value in (("data.num_workers", d.num_workers), ("train.max_skipped_steps", t.max_skipped_steps), ("seed", cfg.seed)):
+    for key, value in (("train.max_skipped_steps", t.max_skipped_steps), ("seed", cfg.seed)):
         check(key, value, nonneg, ">= 0", integer=True)
     for key, value in (("train.kimg", t.kimg), ("optim.g_lr", o.g_lr), ("optim.d_lr", o.d_lr), ("optim.eps", o.eps)):
         check(key, value, pos, "> 0")
@@ -265,6 +276,7 @@ def config_problems(cfg: RunConfig) -> list[str]:
         ("train.tick_kimg", t.tick_kimg), ("train.grid_kimg", t.grid_kimg),
         ("train.checkpoint_kimg", t.checkpoint_kimg), ("train.ema_start_kimg", t.ema_start_kimg),
         ("optim.lr_rampdown_kimg", o.lr_rampdown_kimg), ("loss.r1_gamma", loss.r1_gamma), ("loss.bcr_weight", loss.bcr_weight), ("loss.class_weight", loss.class_weight),
+        ("loss.ada_target", loss.ada_target),
         ("metrics.fid.every_kimg", fid.every_kimg),
     ):  # fmt: skip
         check(key, value, nonneg, ">= 0 (0 = off / only at the end)" if key.endswith("kimg") else ">= 0")
@@ -272,6 +284,9 @@ def config_problems(cfg: RunConfig) -> list[str]:
         check("train.ema_half_life_kimg", t.ema_half_life_kimg, pos, "> 0 (or set train.ema_decay)")
     check("train.ema_decay", t.ema_decay, lambda v: 0 <= v <= 1, "in [0, 1] or null", optional=True)
     check("train.ema_rampup", t.ema_rampup, nonneg, ">= 0 or null", optional=True)
+    check("loss.ada_target", loss.ada_target, lambda v: v < 1, "in [0, 1) (0 = no ADA)")
+    check("loss.ada_kimg", loss.ada_kimg, pos, "> 0")
+    check("loss.ada_interval", loss.ada_interval, pos, ">= 1", integer=True)
     betas = list(o.betas) if isinstance(o.betas, (list, tuple)) else o.betas
     if not (isinstance(betas, list) and len(betas) == 2 and all(
         isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in betas
@@ -298,10 +313,16 @@ def validate_run_config(cfg: RunConfig, world: int) -> None:
         )
     if t.mixed_precision not in ("no", "bf16", "fp16"):
         raise ValueError(f"train.mixed_precision: {t.mixed_precision!r}; choose no, bf16 or fp16")
+    if cfg.recipe not in ("auto", "none"):
+        raise ValueError(f"recipe: {cfg.recipe!r}; choose auto (settings picked from the data) or none")
     if t.nan_policy not in ("stop", "skip"):
         raise ValueError(f"train.nan_policy: {t.nan_policy!r}; choose stop or skip")
     if cfg.loss.bcr_weight > 0 and not cfg.loss.diffaug:
         raise ValueError("loss.bcr_weight > 0 needs an augmentation: set loss.diffaug (e.g. color,translation,cutout)")
     parse_policy(cfg.loss.diffaug)
+    if cfg.loss.ada_target > 0:
+        from maxvit_gan.training.ada import parse_ops
+
+        parse_ops(cfg.loss.ada_ops)
     if cfg.resume not in (None, "", "auto") and not Path(cfg.resume).is_dir():
         raise FileNotFoundError(f"resume: checkpoint directory {cfg.resume} does not exist")

