@@ -11,7 +11,9 @@ offset, not its moving statistics). Summed, they give HiT's totals (32.87M / 35.
 23.88M / 24.00M D at 128 / 256 px with ImageNet's 256-d latent); tests/test_hit.py checks that.
 FLOPs are counted the way torch.utils.flop_counter.FlopCounterMode counts ours: 2 x the
 multiply-adds of matmuls, convolutions and attention products; norms, activations, softmax,
-resampling and additions are not counted.
+resampling and additions are not counted. The document also splits `hit_b`'s extra
+parameters into blocks, cross-attention and the rest, and sets one MaxViT block next to one of
+HiT's Blocks (multi-query as in HiT-B, and multi-head) at every attention stage.
 """
 
 from __future__ import annotations
@@ -52,8 +54,9 @@ HIT_B = {
 
 def hit_generator(resolution: int, z_dim: int = 256) -> list[dict]:
     """HiT-B's generator as rows: the input layers, then one row per stage (side, width, depth,
-    heads, window, grid, params, flops per image). The pixel-shuffle dense into a stage is
-    counted in that stage (as ours: HiT applies it at the end of the previous one)."""
+    heads, window, grid, params, flops per image, and of params: ``blocks``, the stage's
+    Blocks or MLPs, and ``cross``, its cross-attention Block). The pixel-shuffle dense into a
+    stage is counted in that stage (as ours: HiT applies it at the end of the previous one)."""
     spec = HIT_B[resolution]
     c0 = spec["channels"][0]  # latent-token width (HiT: embedding_dim = the first stage's width)
     bn = lambda c: 2 * c  # noqa: E731  BatchNorm: scale and offset
@@ -64,7 +67,8 @@ def hit_generator(resolution: int, z_dim: int = 256) -> list[dict]:
     attention_params = _hit_attention_params
 
     rows = [dict(name="input: z -> 8x8 map, latent tokens", params=dense(z_dim, 64 * c0) + dense(z_dim, 16 * c0)
-                 + LATENT_TOKENS * c0 + bn(c0), flops=2 * z_dim * 64 * c0 + 2 * z_dim * 16 * c0)]  # fmt: skip
+                 + LATENT_TOKENS * c0 + bn(c0), flops=2 * z_dim * 64 * c0 + 2 * z_dim * 16 * c0,
+                 blocks=0, cross=0)]  # fmt: skip
     prev = None
     for i, (c, depth, heads, p) in enumerate(
         zip(spec["channels"], spec["depths"], spec["heads"], spec["patch"])
@@ -76,19 +80,20 @@ def hit_generator(resolution: int, z_dim: int = 256) -> list[dict]:
             params += dense(prev // 4, c)
             flops += 2 * n * (prev // 4) * c
         # cross-attention Block (queries: the map; keys/values: the latent tokens) + its MLP
-        params += bn(c) + attention_params(c, heads, c0) + mlp_params(c)
+        cross = bn(c) + attention_params(c, heads, c0) + mlp_params(c)
+        params += cross
         flops += (
             2 * n * c * c * 2
             + 2 * 2 * LATENT_TOKENS * c0 * kd
             + 2 * 2 * n * LATENT_TOKENS * c
             + mlp_flops(n, c)
         )
+        blocks = depth * (mlp_params(c) if p is None else hit_block_params(c, heads))
+        params += blocks
         for _ in range(depth):
             if p is None:  # attention-free stage: layers.MLP only
-                params += mlp_params(c)
                 flops += mlp_flops(n, c)
             else:  # multi-axis Block: half the heads within p x p blocks, half across them (stride p)
-                params += bn(c) + attention_params(c, heads, c) + mlp_params(c)
                 local, dilated = p * p, (side // p) ** 2
                 flops += (
                     2 * n * c * c * 2 + 2 * 2 * n * c * kd + 2 * n * c * (local + dilated) + mlp_flops(n, c)
@@ -97,20 +102,25 @@ def hit_generator(resolution: int, z_dim: int = 256) -> list[dict]:
             params += bn(c) + dense(c, 3)
             flops += 2 * n * c * 3
         rows.append(dict(name=f"{side} px", side=side, width=c, depth=depth, heads=heads,
-                         window=p or 0, grid=side // p if p else 0, params=params, flops=flops))  # fmt: skip
+                         window=p or 0, grid=side // p if p else 0, params=params, flops=flops,
+                         blocks=blocks, cross=cross))  # fmt: skip
         prev = c
     return rows
 
 
-def _hit_attention_params(c: int, heads: int, kv_dim: int) -> int:
-    """layers.MultiAxisAttention, multi-query: query and output c -> c, one key and one value head."""
+def _hit_attention_params(c: int, heads: int, kv_dim: int, multi_query: bool = True) -> int:
+    """layers.MultiAxisAttention: query and output c -> c; key and value kv_dim -> one head of c / heads
+    (HiTGenerator's attn_type="multi_query") or all heads (its "multi_head" option)."""
     kd = c // heads
-    return 2 * (c * c + c) + 2 * (kv_dim * kd + kd)
+    kv_heads = 1 if multi_query else heads
+    return 2 * (c * c + c) + 2 * kv_heads * (kv_dim * kd + kd)
 
 
-def hit_block_params(c: int, heads: int) -> int:
-    """One self-attention Block of HiT: BatchNorm, multi-axis attention, MLP (BatchNorm, 4x, back)."""
-    return 2 * c + _hit_attention_params(c, heads, c) + 2 * c + (c * 4 * c + 4 * c) + (4 * c * c + c)
+def hit_block_params(c: int, heads: int, multi_query: bool = True) -> int:
+    """One self-attention Block of HiT: BatchNorm, multi-axis attention, MLP (BatchNorm, 4x, back).
+    ``multi_query=False``: the same Block with multi-head attention (HiT's attn_type="multi_head")."""
+    attention = _hit_attention_params(c, heads, c, multi_query)
+    return 2 * c + attention + 2 * c + (c * 4 * c + 4 * c) + (4 * c * c + c)
 
 
 def _hit_d_width(r: int, multiplier: int = 1) -> int:
@@ -159,7 +169,8 @@ def _flop_counts(model, *inputs) -> dict[str, int]:
 
 
 def our_generator(preset: str, resolution: int, **overrides) -> list[dict]:
-    """Rows as :func:`hit_generator`, measured on our Generator (batch 1)."""
+    """Rows as :func:`hit_generator`, measured on our Generator (batch 1): ``blocks`` are the
+    stage's MaxViT blocks (or per-pixel MLPs), ``cross`` its cross-attention and the MLP after it."""
     cfg = generator_preset(preset, resolution, **overrides)
     g = Generator(cfg).eval()
     flops = _flop_counts(g, torch.randn(1, cfg.z_dim))
@@ -169,12 +180,44 @@ def our_generator(preset: str, resolution: int, **overrides) -> list[dict]:
         f = flops.get(f"Generator.stages.{i}", 0) + flops.get(f"Generator.stages.{i}.to_rgb", 0)
         p = _count(stage)
         heads = cfg.num_heads[i] if cfg.num_heads else max(1, cfg.channels[i] // cfg.head_dim)
+        cross = sum(_count(m) for m in (stage.cross_attn, stage.cross_mlp) if m is not None)
         rows.append(dict(name=f"{stage.side} px", side=stage.side, width=cfg.channels[i], depth=cfg.depths[i],
-                         heads=heads, window=cfg.window_sizes[i], grid=cfg.grid_sizes[i], params=p, flops=f))  # fmt: skip
+                         heads=heads, window=cfg.window_sizes[i], grid=cfg.grid_sizes[i], params=p, flops=f,
+                         blocks=_count(stage.blocks), cross=cross))  # fmt: skip
         stage_params, stage_flops = stage_params + p, stage_flops + f
     stem = dict(name="input: z -> 8x8 map, latent tokens", params=_count(g) - stage_params,
-                flops=flops["Generator"] - stage_flops)  # fmt: skip
+                flops=flops["Generator"] - stage_flops, blocks=0, cross=0)  # fmt: skip
     return [stem, *rows]
+
+
+def generator_parts(rows: list[dict]) -> dict[str, int]:
+    """A generator's parameters split into its blocks, its cross-attention (with the MLP after it)
+    and the rest (input layers, latent tokens, position embeddings, upsampling, to-RGB)."""
+    total = sum(r["params"] for r in rows)
+    blocks, cross = sum(r["blocks"] for r in rows), sum(r["cross"] for r in rows)
+    return dict(blocks=blocks, cross=cross, rest=total - blocks - cross, total=total)
+
+
+def generator_difference(resolution: int) -> dict[str, int]:
+    """`hit_b` minus HiT-B (ImageNet's 256-d latent), part by part (:func:`generator_parts`)."""
+    ours = generator_parts(our_generator("hit_b", resolution))
+    hit = generator_parts(hit_generator(resolution))
+    return {k: ours[k] - hit[k] for k in ours}
+
+
+def block_ratios(resolution: int = 128) -> list[dict]:
+    """Per attention stage of `hit_b`: one MaxViT block's parameters next to one of HiT's Blocks
+    (multi-query, as HiT-B) and the same Block with multi-head attention, and the two ratios."""
+    cfg = generator_preset("hit_b", resolution)
+    out = []
+    for i, (c, heads, w, g) in enumerate(zip(cfg.channels, cfg.num_heads, cfg.window_sizes, cfg.grid_sizes)):
+        if not w:
+            continue
+        ours = _count(MaxViTBlock(c, heads, w, g, cfg.mlp_ratio, cfg.mbconv_expand))
+        mq, mh = hit_block_params(c, heads), hit_block_params(c, heads, multi_query=False)
+        out.append(dict(side=8 * 2**i, width=c, heads=heads, window=w, grid=g, ours=ours, hit=mq, hit_mh=mh,
+                        ratio=ours / mq, ratio_mh=ours / mh))  # fmt: skip
+    return out
 
 
 def our_discriminator(preset: str, resolution: int) -> tuple[int, int]:
@@ -198,8 +241,9 @@ POINTS = [
         "one Block = multi-axis attention (half the heads within p x p blocks, half "
         "across them, in parallel; multi-query; learned absolute positions only) + MLP",
         "one MaxViT block = MBConv -> block attention + FFN -> grid attention + FFN (sequential, relative "
-        "position bias, full multi-head): {block_ratio:.1f}x the parameters of HiT's Block at width 512 "
-        "(16 heads), hence the larger generator",
+        "position bias, full multi-head): {ratio_512_16:.2f}x the parameters of HiT's Block at width 512 with "
+        "16 heads, {ratio_lo:.2f}-{ratio_hi:.2f}x at the other attention stages, {mh_lo:.2f}-{mh_hi:.2f}x a "
+        "multi-head HiT Block (tables above); hence the larger generator",
         "deliberate (the project's premise)",
     ),
     (
@@ -212,8 +256,10 @@ POINTS = [
         "Cross-attention to the latent",
         "16 latent tokens (dense of z, position embedding), every stage "
         "starts with a cross-attention Block followed by an MLP",
-        "the same tokens; MLP after the cross-attention (`cross_attn_mlp=true`); multi-head, not multi-query",
-        "same (multi-head: deliberate, as in Max-SA)",
+        "the same tokens; MLP after the cross-attention (`cross_attn_mlp=true`); multi-head keys and values "
+        "(HiT: multi-query, one key and one value head) and a LayerNorm of the tokens in every stage: "
+        "+{cross_128} parameters at 128 px",
+        "deliberate (multi-head, as in Max-SA)",
     ),
     (
         "Latent-token normalisation",
@@ -256,7 +302,9 @@ POINTS = [
     (
         "Generator size",
         "32.87M (128 px), 35.73M (256 px) with the 256-d latent",
-        "{hit_b_128} / {hit_b_256} (`hit_b`); `b` matches HiT-B's count at 128 px ({b_128}), not its layout",
+        "{hit_b_128} / {hit_b_256} (`hit_b`): +{diff_128} at 128 px = {blocks_128} blocks + {cross_128} "
+        "cross-attention ({rest_128} parameters elsewhere); `b` matches HiT-B's count at 128 px ({b_128}), "
+        "not its layout",
         "deviation (follows from the block)",
     ),
     (
@@ -275,10 +323,32 @@ POINTS = [
         "deviation",
     ),
     (
+        "Conditioning",
+        "unconditional: the input pipeline keeps the image only (`utils/datasets.py`), G takes z only",
+        "unconditional (`data.conditional=false` in `conf/experiment/imagenet.yaml`)",
+        "same",
+    ),
+    (
+        "Precision",
+        "float32: the code sets no dtype policy (`run.py`, `trainers/`, `models/`); its README trains on "
+        "TPUv2, whose matmuls round float32 inputs to bfloat16 by default (float32 accumulation; Cloud TPU "
+        "documentation)",
+        "bf16 autocast (`train.mixed_precision=bf16`); weights, gradients and Adam state float32",
+        "deliberate (speed; `train.mixed_precision=no` trains in float32)",
+    ),
+    (
         "Optimiser, batch, length",
         "Adam 1e-4 (G and D), betas (0, 0.99), batch 256, 1M steps",
         "the same (256,000 kimg)",
         "same",
+    ),
+    (
+        "Adam epsilon",
+        "1e-7 (`tf.keras.optimizers.Adam`'s default: `trainers/gan_trainer.py` sets only lr and betas), "
+        "Keras's \"epsilon hat\" (added to the uncorrected sqrt(v): the same as PyTorch's eps once "
+        "0.99^t is small, after a few hundred steps)",
+        "1e-8 (`optim.eps`, PyTorch's default; the experiment does not set it)",
+        "deviation (`optim.eps=1e-7` matches)",
     ),
     (
         "Loss, R1, EMA",
@@ -288,11 +358,14 @@ POINTS = [
     ),
     ("Augmentation", "random flips; no DiffAugment or bCR on ImageNet (faces only)", "the same", "same"),
     (
-        "Crop",
-        "random crop of 0.875 of the shorter side, bicubic resize, every step",
-        "ADM centre crop at prepare time (`scripts/prepare_dataset.py`); HiT's crop is not offered: it "
-        "needs the full-size images decoded every step",
-        "deliberate",
+        "Crop (framing)",
+        "a square of 0.875 of the shorter side at a random place, bicubic (antialiased) resize, every step; "
+        "FID reference: the centre 0.875 square of 50,000 validation images",
+        "ADM centre crop at prepare time (`data/transforms.py` `center_crop_arr`): the whole shorter "
+        "side, so objects are 0.875x the size they have in HiT's images; a centre crop of 0.875 at prepare "
+        "time would match HiT's framing (not offered), HiT's random placement needs the full-size images "
+        "decoded every step",
+        "deviation (framing); deliberate (prepare time)",
     ),
     (
         "Update order",
@@ -307,6 +380,16 @@ POINTS = [
         "deviation (no reference)",
     ),
     (
+        "Checkpoint selection",
+        "`run.py --mode=eval` follows training's checkpoints (every 2,000 steps in the ImageNet command), "
+        "scores each with FID of the EMA G against the validation split and keeps the lowest in "
+        "`best_checkpoint/` (`trainers/base_trainer.py`: `evaluate`, `save_best_checkpoint`); the code "
+        "does not say which checkpoint the paper's number is from",
+        "FID10k against the training data every 5,000 kimg; the best-FID checkpoint is kept besides the "
+        "newest 2; `maxvit-gan evaluate` scores the run's latest EMA weights unless `checkpoint=` names one",
+        "deviation (evaluation: a best-of-N FID on the reference set is optimistic)",
+    ),
+    (
         "FID",
         "its own protocol (Keras InceptionV3, bilinear resize, validation split): 30.83 at 128 px",
         "standard TF-Inception protocol (docs/metrics.md): numbers are not comparable",
@@ -317,6 +400,10 @@ POINTS = [
 
 def _m(x: float) -> str:
     return f"{x / 1e6:.2f}M"
+
+
+def _signed(x: int) -> str:
+    return f"{x / 1e6:+.2f}M ({x:+,})" if abs(x) >= 5000 else f"{x:+,}"
 
 
 def _g(x: float) -> str:
@@ -382,6 +469,51 @@ def _totals_table() -> list[str]:
     return lines
 
 
+def _difference_section() -> list[str]:
+    """Where `hit_b`'s extra parameters are, and one block next to one of HiT's, stage by stage."""
+    ours = {r: generator_parts(our_generator("hit_b", r)) for r in RESOLUTIONS}
+    hit = {r: generator_parts(hit_generator(r)) for r in RESOLUTIONS}
+    diff = {r: generator_difference(r) for r in RESOLUTIONS}
+    g = Generator(generator_preset("hit_b", 128))
+    token_norms = sum(_count(s.cross_attn.norm_context) for s in g.stages)
+    # blocks of the attention-free stages (per-pixel MLPs), ours minus HiT's
+    mlp_diff = sum(o["blocks"] - h["blocks"] for o, h in zip(our_generator("hit_b", 128), hit_generator(128))
+                   if "side" in o and not o["window"])  # fmt: skip
+    lines = [
+        "## Where the generator difference is",
+        "",
+        "| part | `hit_b` @ 128 | HiT-B @ 128 | difference @ 128 | `hit_b` @ 256 | HiT-B @ 256 | difference @ 256 |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    labels = dict(blocks="blocks (MaxViT / HiT's Block; per-pixel MLPs)", cross="cross-attention + its MLP",
+                  rest="the rest (input, tokens, positions, upsampling, to-RGB)", total="**G total**")  # fmt: skip
+    for k, label in labels.items():
+        cells = " | ".join(f"{_m(ours[r][k])} | {_m(hit[r][k])} | {_signed(diff[r][k])}" for r in RESOLUTIONS)
+        lines.append(f"| {label} | {cells} |")
+    d = diff[128]
+    lines += [
+        "",
+        f"At 128 px `hit_b` has {_m(d['total'])} more parameters than HiT-B: {_m(d['blocks'])} in the blocks "
+        f"(the per-pixel MLPs of the attention-free stages: {mlp_diff:+,}), "
+        f"{_m(d['cross'])} in the cross-attention (multi-head keys and values from the 512-d tokens where "
+        f"HiT has one head, and a LayerNorm of the tokens in every stage: {token_norms:,} of it) and "
+        f"{d['rest']:+,} elsewhere (HiT's one BatchNorm of the tokens, which ours replaces by those "
+        "LayerNorms).",
+        "",
+        "One block, per attention stage (HiT's Block: norm, multi-axis attention, MLP; HiT-B uses it "
+        "multi-query, HiT's code also has a multi-head option):",
+        "",
+        "| stage | width | heads | window / grid | MaxViT block | HiT Block (multi-query) | ratio | "
+        "HiT Block (multi-head) | ratio |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for b in block_ratios(128):
+        lines.append(f"| {b['side']} px | {b['width']} | {b['heads']} | {b['window']} / {b['grid']} | "
+                     f"{_m(b['ours'])} | {_m(b['hit'])} | {b['ratio']:.2f}x | {_m(b['hit_mh'])} | "
+                     f"{b['ratio_mh']:.2f}x |")  # fmt: skip
+    return lines
+
+
 def document() -> str:
     shallow = {
         r: sum(x["params"] for x in our_generator("hit_b", r, depths=[1 if w else d for w, d in zip(
@@ -436,13 +568,25 @@ def document() -> str:
         f"{_m(shallow[128])} at 128 px and {_m(shallow[256])} at 256 px "
         "(e.g. `model.generator.depths=[1,1,1,1,2]` at 128 px; not a preset).",
         "",
+        *_difference_section(),
+        "",
         "## Point by point",
         "",
         "| what | HiT-B (official code, ImageNet) | ours (`experiment=imagenet128/256`) | |",
         "|---|---|---|---|",
     ]
+    ratios, diff = block_ratios(128), generator_difference(128)
+    others = [b for b in ratios if (b["width"], b["heads"]) != (512, 16)]
     facts = dict(
-        block_ratio=_count(MaxViTBlock(512, 16, 4, 2)) / hit_block_params(512, 16),
+        ratio_512_16=next(b["ratio"] for b in ratios if (b["width"], b["heads"]) == (512, 16)),
+        ratio_lo=min(b["ratio"] for b in others),
+        ratio_hi=max(b["ratio"] for b in others),
+        mh_lo=min(b["ratio_mh"] for b in ratios),
+        mh_hi=max(b["ratio_mh"] for b in ratios),
+        diff_128=_m(diff["total"]),
+        blocks_128=_m(diff["blocks"]),
+        cross_128=_m(diff["cross"]),
+        rest_128=f"{diff['rest']:+,}",
         b_128=_m(_count(Generator(generator_preset("b", 128)))),
         **{f"hit_b_{r}": _m(_count(Generator(generator_preset("hit_b", r)))) for r in RESOLUTIONS},
     )

@@ -176,3 +176,30 @@ def test_hit_doc_is_generated_and_carries_hits_totals():
     assert "scripts/hit_table.py --write" in doc
     for number in ("32.87M", "35.73M", "23.88M", "24.00M"):
         assert f"**{number}**" in doc  # HiT-B's G and D totals in the per-stage tables
+
+
+def test_generator_difference_decomposes_and_block_ratios_are_the_docs():
+    """hit_b minus HiT-B = blocks + cross-attention + rest; the per-block ratios docs/hit.md prints."""
+    hit = runpy.run_path(str(ROOT / "scripts" / "hit_table.py"))
+    for res in (128, 256):
+        diff = hit["generator_difference"](res)
+        assert diff["blocks"] + diff["cross"] + diff["rest"] == diff["total"]
+        ours = _count(Generator(generator_preset("hit_b", res)))
+        theirs = sum(s["params"] for s in hit["hit_generator"](res))
+        assert diff["total"] == ours - theirs
+        assert diff["rest"] == -2 * 512  # only HiT's BatchNorm of the latent tokens is outside both
+        assert diff["blocks"] > 20 * diff["cross"] > 0  # the MaxViT blocks make the difference
+    ratios = {(b["width"], b["heads"]): b for b in hit["block_ratios"](128)}
+    assert sorted(ratios) == [(128, 4), (256, 4), (512, 8), (512, 16)]
+    for b in ratios.values():  # a multi-head HiT Block is larger, so the ratio against it is smaller
+        assert b["hit_mh"] > b["hit"] and b["ratio_mh"] < b["ratio"]
+        assert b["ratio"] == b["ours"] / b["hit"]
+    top = ratios[(512, 16)]
+    assert max(b["ratio"] for b in ratios.values()) == top["ratio"]  # the largest ratio is at 512 / 16 only
+    doc = (ROOT / "docs" / "hit.md").read_text()
+    assert f"{top['ratio']:.2f}x the parameters of HiT's Block at width 512 with 16 heads" in doc
+    for b in ratios.values():
+        assert f"| {b['width']} | {b['heads']} | {b['window']} / {b['grid']} | " in doc
+        assert f"| {b['ratio']:.2f}x |" in doc and f"| {b['ratio_mh']:.2f}x |" in doc
+    d128 = hit["generator_difference"](128)
+    assert f"+{d128['total'] / 1e6:.2f}M at 128 px = {d128['blocks'] / 1e6:.2f}M blocks" in doc
