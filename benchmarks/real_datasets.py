@@ -47,7 +47,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out" / "real"
-VERSION = 1  # bump when the output of a builder changes for the same input
+VERSION = 2  # bump when the output of a builder changes for the same input
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 NEAR = 0.06  # fonts closer than this (mean |difference| of their 32-px A-Z) are one design
 SPLITS = ("gan_train", "judge_train", "judge_test")
@@ -239,7 +239,8 @@ def build_glyphs(font_files, out: Path, seed: int = 0, force: bool = False, log=
     """Class folders ``out/<split>/<letter>/<font>.png`` (32 px RGB) and ``out/split.json``.
 
     Fonts without A-Z are skipped; a font whose 26 renders equal an earlier font's pixel for
-    pixel is a duplicate and dropped. Reused when the font files and parameters are unchanged.
+    pixel is a duplicate and dropped, and so is one that draws two letters alike (Last Resort
+    maps A-Z to one box: the cmap alone cannot tell). Reused when the font files and parameters are unchanged.
     """
     fonts = latin_fonts(font_files)
     if not fonts:
@@ -251,14 +252,23 @@ def build_glyphs(font_files, out: Path, seed: int = 0, force: bool = False, log=
         return m
     renders, kept, dropped, seen = [], [], [], {}
     for f in fonts:
-        r = render_font(f)
+        try:
+            r = render_font(f)
+        except (OSError, ValueError) as err:  # unreadable, or a letter without ink
+            dropped.append(f"{f.name} ({err})")
+            continue
         h = hashlib.sha256(r.tobytes()).hexdigest()
+        if len({letter.tobytes() for letter in r}) < len(LETTERS):
+            dropped.append(f"{f.name} (two letters render alike: a fallback font, not letters)")
+            continue
         if h in seen:
             dropped.append(f"{f.name} (same pixels as {seen[h]})")
             continue
         seen[h] = f.name
         renders.append(r)
         kept.append(f)
+    if not kept:
+        raise ValueError(f"glyphs: none of the {len(fonts)} fonts with A-Z draws 26 distinct letters")
     renders = np.stack(renders)
     parts = split_fonts(kept, renders, seed)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -272,7 +282,7 @@ def build_glyphs(font_files, out: Path, seed: int = 0, force: bool = False, log=
                 Image.fromarray(renders[index[name], c]).convert("RGB").save(d / f"{Path(name).stem}.png")
     counts = {s: len(v) * len(LETTERS) for s, v in parts.items()}
     m = {"key": key, "seed": seed, "classes": list(LETTERS), "fonts": parts, "counts": counts,
-         "dropped_duplicates": dropped, "num_fonts": len(kept)}  # fmt: skip
+         "dropped": dropped, "num_fonts": len(kept)}  # fmt: skip
     (tmp / "split.json").write_text(json.dumps(m, indent=1))
     _replace_dir(tmp, out)
     return m
@@ -536,8 +546,8 @@ def cmd_build(args) -> None:
             m = build_glyphs(files, out / "glyphs", seed=args.seed, force=args.force)
             parts = ", ".join(f"{s} {len(m['fonts'][s])} fonts / {m['counts'][s]} images" for s in SPLITS)
             print(f"glyphs: {m['num_fonts']} distinct Latin fonts -> {out / 'glyphs'} (split.json: {parts})")
-            for d in m["dropped_duplicates"]:
-                print(f"  dropped duplicate font {d}")
+            for d in m["dropped"]:
+                print(f"  dropped font {d}")
             for s in SPLITS:
                 print(f"  {s}: {', '.join(Path(f).stem for f in m['fonts'][s])}")
                 make_zip(out / "glyphs" / s, zips[f"glyphs32_{s}"], 32, args.workers, args.force)
