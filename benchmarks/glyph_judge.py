@@ -176,7 +176,7 @@ def load_or_train(
             raise ValueError(f"{info}: class names differ from {train_zip}'s; delete it to retrain")
         return net.eval()
     t0 = time.perf_counter()
-    net = train(x, y, names, seed)
+    net = train(x, y, names, seed, steps=STEPS)
     seconds = time.perf_counter() - t0
     out.mkdir(parents=True, exist_ok=True)
     torch.save(net.state_dict(), weights)
