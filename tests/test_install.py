@@ -67,7 +67,7 @@ def test_wheel_installs_and_runs_outside_the_checkout(venv):
     cli = str(python.parent / "maxvit-gan")
     usage = _run([cli, "--help"], work, env).stdout
     assert all(c in usage for c in ("train", "sample", "evaluate", "prepare", "export"))
-    assert "experiment: imagenet" in _run([cli, "train", "--help"], work, env).stdout  # the packaged configs
+    assert "experiment: auto, imagenet" in _run([cli, "train", "--help"], work, env).stdout  # the packaged configs
 
     # a user's own config directory next to the packaged ones
     mine = work / "my_conf" / "experiment"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from maxvit_gan.data.datasets import ImageFolderDataset, ZipDataset, dataset_content_hash
+from maxvit_gan.data.datasets import ImageFolderDataset, ZipDataset, dataset_content_hash, scan_image_folder
 from maxvit_gan.data.synthetic import ShapesDataset
 from maxvit_gan.data.transforms import center_crop_arr, to_rgb
 
@@ -33,11 +33,8 @@ DATASET_NAMES = ("shapes", "folder", "zip")
 
 def build_dataset(cfg: DataConfig):
     """The dataset `cfg` describes. Errors name the offending `data.*` key."""
-    if cfg.resolution is None and cfg.name != "zip":
-        raise ValueError(
-            f"data.resolution: required for data={cfg.name} (the side images are made, or center-cropped and "
-            "resized, to), e.g. data.resolution=64; a prepared zip knows its own"
-        )
+    if cfg.resolution is None and cfg.name == "shapes":
+        raise ValueError("data.resolution: required for data=shapes (the side of the images), e.g. data.resolution=32")
     if cfg.resolution is not None and cfg.resolution <= 0:
         raise ValueError(f"data.resolution: must be a positive integer, got {cfg.resolution!r}")
     if cfg.max_images is not None and cfg.max_images <= 0:
@@ -71,6 +68,15 @@ def build_dataset(cfg: DataConfig):
         )
     if cfg.name == "zip" and not os.path.isfile(path):
         raise ValueError(f"data.path: {path!r} is not a file (data.name=zip); for a folder use data=folder")
+    if cfg.resolution is None and cfg.name == "folder":
+        try:
+            scan_image_folder(path, cfg.conditional)  # an empty or unreadable folder is the first thing to say
+        except (OSError, ValueError) as err:
+            raise ValueError(f"data.path: {err}") from err
+        raise ValueError(
+            "data.resolution: required for data=folder (the side the images are center-cropped and resized to), "
+            "e.g. data.resolution=64; a prepared zip (maxvit-gan prepare) knows its own"
+        )
     try:
         if cfg.name == "folder":
             if cfg.in_memory:
