@@ -143,14 +143,16 @@ def _reference_images(cfg: EvaluateConfig, run_data: DataConfig | None, resoluti
     return images_dataset(path, resolution, key="ref"), {"kind": "zip" if path.is_file() else "folder", "path": str(path)}
 
 
-def resolve_reference(cfg: EvaluateConfig, run_data: DataConfig | None, resolution: int, extractor, device):
-    """-> (FeatureStats, description of the reference for the JSON)."""
+def resolve_reference(cfg: EvaluateConfig, run_data: DataConfig | None, resolution: int, extractor, device,
+                      images=False):  # fmt: skip
+    """-> (FeatureStats, description of the reference for the JSON). ``images``: ``_reference_images``'s
+    result when the caller has it already."""
     ref = cfg.ref
     common = dict(cache_dir=cfg.metrics.cache_dir, batch_size=cfg.batch_size, device=device)
     if ref in ADM_REFS:
         path = _adm_reference(ref, cfg.metrics.cache_dir)
         return load_reference(path), {"kind": "adm", "name": ref, "path": str(path)}
-    images = _reference_images(cfg, run_data, resolution)
+    images = _reference_images(cfg, run_data, resolution) if images is False else images
     if images is None:
         path = Path(ref).expanduser()
         return load_reference(path), {"kind": "file", "path": str(path)}
@@ -159,10 +161,10 @@ def resolve_reference(cfg: EvaluateConfig, run_data: DataConfig | None, resoluti
     return stats, {**info, "n": stats.n, "cache": stats.path}
 
 
-def resolve_swd_reference(cfg: EvaluateConfig, run_data: DataConfig | None, resolution: int, num: int, device,
-                          progress: bool):  # fmt: skip
-    """-> (SWDReference of ``num`` images and its floor, description for the JSON)."""
-    dataset, info = _reference_images(cfg, run_data, resolution)  # check_config refused statistics files
+def resolve_swd_reference(cfg: EvaluateConfig, images, num: int, device, progress: bool):
+    """``images``: ``_reference_images``'s result -> (SWDReference for ``num`` fakes with its floor,
+    description for the JSON)."""
+    dataset, info = images  # never None: check_config refused files of statistics
     cache = Path(cfg.metrics.cache_dir).expanduser() if cfg.metrics.cache_dir else default_swd_cache_dir()
     ref = swd_reference(dataset, num, seed=cfg.seed, batch_size=cfg.batch_size, device=device, cache_dir=cache,
                         progress=progress)  # fmt: skip
@@ -220,12 +222,13 @@ def evaluate(
         swd_resolutions(resolution)  # a clear error now for sides SWD cannot take
     num = (cfg.num_samples or DEFAULT_NUM_SAMPLES) if generator is not None else len(fake_images)
     reference = ref_info = swd_ref = swd_ref_info = None
+    ref_images = _reference_images(cfg, run_data, resolution)  # one dataset object for FID and SWD
     if use_fid:
-        reference, ref_info = resolve_reference(cfg, run_data, resolution, extractor, device)
+        reference, ref_info = resolve_reference(cfg, run_data, resolution, extractor, device, ref_images)
         if cfg.write_ref and is_main:
             save_reference(cfg.write_ref, reference.mu, reference.sigma, reference.n, reference.meta, reference.kid_features)
     if use_swd:
-        swd_ref, swd_ref_info = resolve_swd_reference(cfg, run_data, resolution, num, device, is_main)
+        swd_ref, swd_ref_info = resolve_swd_reference(cfg, ref_images, num, device, is_main)
     # the SWD descriptors come from the same images as the Inception features (one pass)
     swd_acc = DescriptorAccumulator(resolution, patches_per_image(num), cfg.seed) if use_swd and use_fid else None
     hook = swd_acc.update if swd_acc is not None else None
