@@ -272,7 +272,7 @@ def evaluate(
     if use_swd:
         fake_desc = swd_acc.finalize() if swd_acc is not None else fake_desc
         swd_scores = swd_ref.score(fake_desc, device)
-        result.update({k: v for k, v in swd_scores.items() if k != "swd_ref_n"})
+        result.update({k: v for k, v in swd_scores.items() if k != "swd_ref_n"}, swd_n=num)
     result.update({
         "num_samples": num,
         **({"mode": cfg.mode, "network": extractor.network_id, "reference": {**ref_info, "n": reference.n}}
@@ -289,9 +289,10 @@ def evaluate(
         "versions": {"maxvit_gan": __version__, "torch": torch.__version__, "python": platform.python_version()},
         "command": "maxvit-gan evaluate " + " ".join(
             f"{k}={v}" for k, v in (("run", cfg.run), ("checkpoint", cfg.checkpoint), ("fake", cfg.fake),
-                                    ("num_samples", cfg.num_samples), ("ref", cfg.ref), ("mode", cfg.mode),
-                                    ("seed", cfg.seed), ("metrics.fid", cfg.metrics.fid),
-                                    ("metrics.swd", cfg.metrics.swd)) if v is not None  # fmt: skip
+                                    ("num_samples", cfg.num_samples), ("ref", cfg.ref),
+                                    ("mode", cfg.mode if use_fid else None), ("seed", cfg.seed),
+                                    ("metrics.fid", None if use_fid else "false"),
+                                    ("metrics.swd", "true" if use_swd else None)) if v is not None  # fmt: skip
         ),
     })  # fmt: skip
     if is_main:

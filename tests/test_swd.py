@@ -254,6 +254,11 @@ def test_evaluate_swd_alone_needs_no_inception(tmp_path, monkeypatch, capsys):
     assert result["swd"] > 0 and result["swd_floor"] > 0 and result["swd_16px"] == result["swd"]
     assert result["swd_reference"]["n"] == 10 and "mode" not in result and result["num_samples"] == 10
     assert list((tmp_path / "cache" / "swd_refs").glob("swd-16px-n10-*.npz"))  # the reference is cached
+    from maxvit_gan.rundir import RunDir
+    from maxvit_gan.sharing import _metrics_table
+
+    card = _metrics_table(RunDir(run).latest_metrics())  # the model card of an export shows it
+    assert "| swd | " in card and "real-vs-real floor" in card
     # a folder of images: the same images as the reference score 0 against themselves only when they are
     # the same set; here 12 fakes vs 12 of the 24 reals
     fake = _write_images(tmp_path / "fake", 12, seed=1)
