@@ -173,6 +173,8 @@ def register_configs() -> None:
 class EvalMetricsConfig:
     """``evaluate``'s ``metrics.*`` (the feature mode is the top-level ``mode``)."""
 
+    fid: bool = True  # the Inception scores: FID, and KID / IS / precision-recall as below; false = no Inception at all (no weights needed)
+    swd: bool = False  # sliced Wasserstein distance of Laplacian-pyramid patches (ProGAN, x1e3, per level) and its real-vs-real floor; no network
     inception_weights: str | None = None  # local weights file; None = download + cache on first use
     cache_dir: str | None = None  # reference statistics cache; None = ~/.cache/maxvit_gan
     kid: bool = True
@@ -182,7 +184,7 @@ class EvalMetricsConfig:
 
 @dataclass
 class EvaluateConfig:
-    """``maxvit-gan evaluate``: FID (+ KID, IS, precision/recall) of a generator or of a folder of images."""
+    """``maxvit-gan evaluate``: FID (+ KID, IS, precision/recall) and/or SWD of a generator or of a folder of images."""
 
     run: str | None = None  # the generator: run dir, save_pretrained/export folder, .safetensors file or Hub id user/name
     checkpoint: str | None = None  # with run=: latest | checkpoints/step-N | a .safetensors file (that checkpoint's EMA)

@@ -1,4 +1,4 @@
-"""Evaluate as papers do: FID (+ KID, IS, precision/recall) of N samples against a reference.
+"""Evaluate as papers do: FID (+ KID, IS, precision/recall) and/or SWD of N samples against a reference.
 
 What is scored (the "fake" side):
   run=...          a generator, from anything ``maxvit_gan.loading.load_generator`` reads: a training
@@ -13,6 +13,9 @@ References (``ref=``):
                    statistics file, or a file written by ``write_ref=``
   PATH (folder/zip) statistics of those images at the fake side's resolution (cached)
   imagenet64/128/256  the ADM reference batch, from metrics.cache_dir (downloaded once if online)
+SWD (``metrics.swd=true``; alone with ``metrics.fid=false``, which never builds Inception) needs
+reference images: ``ref=dataset`` or a folder / zip; it scores the same N images as FID against
+N reference images and reports the real-vs-real floor (``maxvit_gan.metrics.swd``).
 Every function here is collective under ``accelerate launch``: call it on every rank.
 """
 
@@ -45,6 +48,15 @@ from maxvit_gan.metrics import (
 )
 from maxvit_gan.metrics.features import MODES
 from maxvit_gan.metrics.reference import default_cache_dir
+from maxvit_gan.metrics.swd import (
+    DescriptorAccumulator,
+    dataset_descriptors,
+    default_swd_cache_dir,
+    generator_descriptors,
+    patches_per_image,
+    swd_reference,
+    swd_resolutions,
+)
 from maxvit_gan.rundir import EVAL_DIR, RunDir
 
 ADM_REFS = {
@@ -110,32 +122,54 @@ def _run_data(source: str | None, generator) -> DataConfig | None:
     return DataConfig(**data) if isinstance(data, dict) else None
 
 
-def resolve_reference(cfg: EvaluateConfig, run_data: DataConfig | None, resolution: int, extractor, device):
-    """-> (FeatureStats, description of the reference for the JSON)."""
+def _reference_images(cfg: EvaluateConfig, run_data: DataConfig | None, resolution: int):
+    """``ref=dataset`` / a folder / a zip -> (dataset of uint8 images, description); None for a file of statistics."""
     ref = cfg.ref
-    common = dict(cache_dir=cfg.metrics.cache_dir, batch_size=cfg.batch_size, device=device)
     if ref in ADM_REFS:
-        path = _adm_reference(ref, cfg.metrics.cache_dir)
-        return load_reference(path), {"kind": "adm", "name": ref, "path": str(path)}
+        return None
     if ref == "dataset":
         if run_data is None:
             raise ValueError(
                 "ref=dataset: the training data is known only for a training run directory (or an export of "
                 "one); give ref=DIR, ref=ZIP, ref=PATH.npz or ref=imagenet128"
             )
-        dataset = build_dataset(replace(run_data, num_workers=0))
-        stats = reference_stats_for_dataset(dataset, extractor, **common)
-        return stats, {"kind": "dataset", "data": asdict(run_data), "n": stats.n, "cache": stats.path}
+        return build_dataset(replace(run_data, num_workers=0)), {"kind": "dataset", "data": asdict(run_data)}
     path = Path(ref).expanduser()
     if path.suffix == ".npz":
-        return load_reference(path), {"kind": "file", "path": str(path)}
+        return None
     if not path.exists():
         raise FileNotFoundError(
             f"ref={ref}: not 'dataset', an ImageNet name ({', '.join(ADM_REFS)}), nor an existing folder, zip or .npz"
         )
-    dataset = images_dataset(path, resolution, key="ref")
+    return images_dataset(path, resolution, key="ref"), {"kind": "zip" if path.is_file() else "folder", "path": str(path)}
+
+
+def resolve_reference(cfg: EvaluateConfig, run_data: DataConfig | None, resolution: int, extractor, device,
+                      images=False):  # fmt: skip
+    """-> (FeatureStats, description of the reference for the JSON). ``images``: ``_reference_images``'s
+    result when the caller has it already."""
+    ref = cfg.ref
+    common = dict(cache_dir=cfg.metrics.cache_dir, batch_size=cfg.batch_size, device=device)
+    if ref in ADM_REFS:
+        path = _adm_reference(ref, cfg.metrics.cache_dir)
+        return load_reference(path), {"kind": "adm", "name": ref, "path": str(path)}
+    images = _reference_images(cfg, run_data, resolution) if images is False else images
+    if images is None:
+        path = Path(ref).expanduser()
+        return load_reference(path), {"kind": "file", "path": str(path)}
+    dataset, info = images
     stats = reference_stats_for_dataset(dataset, extractor, **common)
-    return stats, {"kind": "zip" if path.is_file() else "folder", "path": str(path), "n": stats.n, "cache": stats.path}
+    return stats, {**info, "n": stats.n, "cache": stats.path}
+
+
+def resolve_swd_reference(cfg: EvaluateConfig, images, num: int, device, progress: bool):
+    """``images``: ``_reference_images``'s result -> (SWDReference for ``num`` fakes with its floor,
+    description for the JSON)."""
+    dataset, info = images  # never None: check_config refused files of statistics
+    cache = Path(cfg.metrics.cache_dir).expanduser() if cfg.metrics.cache_dir else default_swd_cache_dir()
+    ref = swd_reference(dataset, num, seed=cfg.seed, batch_size=cfg.batch_size, device=device, cache_dir=cache,
+                        progress=progress)  # fmt: skip
+    return ref, {**info, "n": ref.num_images, "num_items": len(dataset), "cache": ref.meta.get("path")}
 
 
 def check_config(cfg: EvaluateConfig) -> None:
@@ -152,6 +186,15 @@ def check_config(cfg: EvaluateConfig) -> None:
         raise ValueError(f"num_samples: at least 2 images are needed for a covariance, got {cfg.num_samples}")
     if cfg.batch_size < 1:
         raise ValueError(f"batch_size: must be >= 1, got {cfg.batch_size}")
+    if not cfg.metrics.fid and not cfg.metrics.swd:
+        raise ValueError("metrics.fid=false and metrics.swd=false: nothing to compute; set metrics.swd=true for SWD alone")
+    if cfg.metrics.swd and (cfg.ref in ADM_REFS or Path(str(cfg.ref)).suffix == ".npz"):
+        raise ValueError(
+            f"ref={cfg.ref}: holds Inception statistics only, and SWD needs reference images: give ref=dataset, "
+            f"a folder or a .zip of real images (or drop metrics.swd=true)"
+        )
+    if cfg.write_ref and not cfg.metrics.fid:
+        raise ValueError("write_ref: saves Inception statistics, which metrics.fid=false does not compute")
 
 
 def evaluate(
@@ -159,10 +202,11 @@ def evaluate(
 ) -> dict:
     """Score ``cfg.run`` (a generator) or ``cfg.fake`` (images) against ``cfg.ref``; write the JSON
     (main process) and return the result. ``extractor``: the feature network (default: Inception
-    in ``cfg.mode``; tests pass a small one)."""
+    in ``cfg.mode``; tests pass a small one; never built with ``metrics.fid=false``)."""
     check_config(cfg)
     device = torch.device(device)
-    if extractor is None:  # first: without weights, nothing else is worth doing (and the message says why)
+    use_fid, use_swd = cfg.metrics.fid, cfg.metrics.swd
+    if use_fid and extractor is None:  # first: without weights, nothing else is worth doing (and the message says why)
         extractor = build_feature_extractor(cfg.mode, cfg.metrics.inception_weights, device)
     t0 = time.time()
     generator, fake_images, run_data = None, None, None
@@ -175,12 +219,23 @@ def evaluate(
         resolution = fake_images.resolution
     if cfg.resolution is not None and generator is not None and cfg.resolution != resolution:
         raise ValueError(f"resolution: the generator makes {resolution} px images; drop resolution= or set it to {resolution}")
-    reference, ref_info = resolve_reference(cfg, run_data, resolution, extractor, device)
-    if cfg.write_ref and is_main:
-        save_reference(cfg.write_ref, reference.mu, reference.sigma, reference.n, reference.meta, reference.kid_features)
+    if use_swd:
+        swd_resolutions(resolution)  # a clear error now for sides SWD cannot take
+    num = (cfg.num_samples or DEFAULT_NUM_SAMPLES) if generator is not None else len(fake_images)
+    reference = ref_info = swd_ref = swd_ref_info = None
+    ref_images = _reference_images(cfg, run_data, resolution)  # one dataset object for FID and SWD
+    if use_fid:
+        reference, ref_info = resolve_reference(cfg, run_data, resolution, extractor, device, ref_images)
+        if cfg.write_ref and is_main:
+            save_reference(cfg.write_ref, reference.mu, reference.sigma, reference.n, reference.meta, reference.kid_features)
+    if use_swd:
+        swd_ref, swd_ref_info = resolve_swd_reference(cfg, ref_images, num, device, is_main)
+    # the SWD descriptors come from the same images as the Inception features (one pass)
+    swd_acc = DescriptorAccumulator(resolution, patches_per_image(num), cfg.seed) if use_swd and use_fid else None
+    hook = swd_acc.update if swd_acc is not None else None
 
+    fake = fake_desc = None
     if generator is not None:
-        num = cfg.num_samples or DEFAULT_NUM_SAMPLES
         sampler = None
         if generator.num_classes:
             try:  # fake labels with the training data's class frequencies
@@ -188,32 +243,46 @@ def evaluate(
             except (FileNotFoundError, ValueError):
                 sampler = None
             sampler = sampler or LabelSampler.uniform(generator.num_classes)
-        fake = compute_generator_stats(
-            generator, num, cfg.batch_size, extractor, device=device, seed=cfg.seed, label_sampler=sampler,
-            progress=is_main,
-        )  # fmt: skip
+        if use_fid:
+            fake = compute_generator_stats(
+                generator, num, cfg.batch_size, extractor, device=device, seed=cfg.seed, label_sampler=sampler,
+                progress=is_main, image_hook=hook,
+            )  # fmt: skip
+        else:
+            fake_desc = generator_descriptors(generator, num, cfg.batch_size, device, cfg.seed, sampler, progress=is_main)
         meta = getattr(generator, "metadata", None) or {}
         what = {"generator": {"source": str(cfg.run), "checkpoint": cfg.checkpoint, "step": meta.get("step"),
                               "kimg": meta.get("kimg")}, "seed": cfg.seed}  # fmt: skip
     else:
-        num = len(fake_images)
-        fake = compute_dataset_stats(fake_images, extractor, batch_size=cfg.batch_size, device=device, is_splits=10 if num >= 10 else None, progress=is_main)  # fmt: skip
+        if use_fid:
+            fake = compute_dataset_stats(fake_images, extractor, batch_size=cfg.batch_size, device=device,
+                                         is_splits=10 if num >= 10 else None, progress=is_main, image_hook=hook)  # fmt: skip
+        else:
+            fake_desc = dataset_descriptors(fake_images, batch_size=cfg.batch_size, device=device, seed=cfg.seed,
+                                            progress=is_main)  # fmt: skip
         what = {"fake": {"path": str(cfg.fake), "n": num, "resolution": resolution}}
-    scores = compute_metrics(fake, reference, precision_recall=cfg.metrics.precision_recall)
-    if not cfg.metrics.kid:
-        scores = {k: v for k, v in scores.items() if not k.startswith("kid")}
-    if not cfg.metrics.inception_score:
-        scores = {k: v for k, v in scores.items() if not k.startswith("is")}
-    key = fid_key(num)
-    result = {
-        key: scores["fid"],
-        **{k: v for k, v in scores.items() if k != "fid"},
+    result: dict = {}
+    if use_fid:
+        scores = compute_metrics(fake, reference, precision_recall=cfg.metrics.precision_recall)
+        if not cfg.metrics.kid:
+            scores = {k: v for k, v in scores.items() if not k.startswith("kid")}
+        if not cfg.metrics.inception_score:
+            scores = {k: v for k, v in scores.items() if not k.startswith("is")}
+        result[fid_key(num)] = scores["fid"]
+        result.update({k: v for k, v in scores.items() if k != "fid"})
+    if use_swd:
+        fake_desc = swd_acc.finalize() if swd_acc is not None else fake_desc
+        swd_scores = swd_ref.score(fake_desc, device)
+        result.update({k: v for k, v in swd_scores.items() if k != "swd_ref_n"}, swd_n=num)
+    result.update({
         "num_samples": num,
-        "mode": cfg.mode,
-        "network": extractor.network_id,
-        "reference": {**ref_info, "n": reference.n},
+        **({"mode": cfg.mode, "network": extractor.network_id, "reference": {**ref_info, "n": reference.n}}
+           if use_fid else {}),
+        **({"swd_reference": {**swd_ref_info, "seed": cfg.seed, "patches_per_image": swd_ref.descriptors.patches_per_image,
+                              "floor": "swd between two disjoint random sets of n reference images"}}
+           if use_swd else {}),
         **what,
-        "feature_subset": None if fake.kid_features is None else len(fake.kid_features),  # KID and precision/recall
+        **({"feature_subset": None if fake.kid_features is None else len(fake.kid_features)} if use_fid else {}),
         "batch_size": cfg.batch_size,
         "world_size": world_size,
         "seconds": round(time.time() - t0, 1),
@@ -221,11 +290,14 @@ def evaluate(
         "versions": {"maxvit_gan": __version__, "torch": torch.__version__, "python": platform.python_version()},
         "command": "maxvit-gan evaluate " + " ".join(
             f"{k}={v}" for k, v in (("run", cfg.run), ("checkpoint", cfg.checkpoint), ("fake", cfg.fake),
-                                    ("num_samples", cfg.num_samples), ("ref", cfg.ref), ("mode", cfg.mode),
-                                    ("seed", cfg.seed)) if v is not None  # fmt: skip
+                                    ("num_samples", cfg.num_samples), ("ref", cfg.ref),
+                                    ("mode", cfg.mode if use_fid else None), ("seed", cfg.seed),
+                                    ("metrics.fid", None if use_fid else "false"),
+                                    ("metrics.swd", "true" if use_swd else None)) if v is not None  # fmt: skip
         ),
-    }
+    })  # fmt: skip
     if is_main:
+        key = fid_key(num) if use_fid else "swd"
         out = Path(cfg.out) if cfg.out else _default_out(cfg, key, result)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, indent=1, default=str))
@@ -233,10 +305,24 @@ def evaluate(
     return result
 
 
+def format_scores(result: dict) -> str:
+    """The printed line: FID (+ KID, IS, precision, recall), then ``swd X (real-vs-real floor Y)`` and
+    the per-level values."""
+    parts = [f"{k} {v:.4f}" for k, v in result.items()
+             if k.startswith(("fid", "kid", "is", "precision", "recall")) and isinstance(v, float)]  # fmt: skip
+    if "swd" in result:
+        levels = [k[4:] for k in result if k.startswith("swd_") and k.endswith("px") and not k.startswith("swd_floor")]
+        per_level = ", ".join(f"{r} {result['swd_' + r]:.3f} (floor {result['swd_floor_' + r]:.3f})" for r in levels)
+        parts.append(f"swd {result['swd']:.4f} (real-vs-real floor {result['swd_floor']:.4f}; x1e3, per level: {per_level})")
+    return "  ".join(parts)
+
+
 def _default_out(cfg: EvaluateConfig, key: str, result: dict) -> Path:
     ref = Path(str(cfg.ref)).stem
     if cfg.run is not None and not is_hub_id(cfg.run) and RunDir(cfg.run).is_run():
         step = result["generator"]["step"]
-        return RunDir(cfg.run).eval_dir / f"{key}-{ref}-{cfg.mode}-step{step if step is not None else 'na'}.json"
+        mode = cfg.mode if cfg.metrics.fid else f"n{result['num_samples']}"  # SWD alone: no feature mode
+        return RunDir(cfg.run).eval_dir / f"{key}-{ref}-{mode}-step{step if step is not None else 'na'}.json"
     name = Path(str(cfg.run or cfg.fake)).name or "fake"
-    return Path(EVAL_DIR) / f"{key}-{name}-vs-{ref}-{cfg.mode}.json"
+    mode = cfg.mode if cfg.metrics.fid else f"n{result['num_samples']}"
+    return Path(EVAL_DIR) / f"{key}-{name}-vs-{ref}-{mode}.json"

@@ -179,7 +179,7 @@ class RunDir:
                 result = json.loads(path.read_text())
             except ValueError:
                 continue
-            keep = ("fid", "kid", "is", "precision", "recall", "num_samples", "mode", "reference", "generator", "date")
+            keep = ("fid", "kid", "is", "precision", "recall", "swd", "num_samples", "mode", "reference", "generator", "date")
             evaluations.append({k: v for k, v in result.items() if k.startswith(keep) and k != "is_std" and k != "kid_std"})
         if evaluations:
             out["evaluations"] = evaluations

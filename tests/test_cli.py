@@ -103,7 +103,8 @@ def test_help_lists_only_what_the_command_takes(capsys, command):
     if command == "evaluate":
         config = out.split("== Config")[1]
         assert "fake: null" in config and "precision_recall: true" in config
-        assert "  mode:" not in config and "fid:" not in config  # one mode key; no training-only keys
+        assert "  mode:" not in config and "every_kimg" not in config  # one mode key; no training-only keys
+        assert "  fid: true" in config and "  swd: false" in config  # evaluate's switches (FID on, SWD off)
 
 
 def test_launcher_configs_are_not_hydra_groups(capsys):

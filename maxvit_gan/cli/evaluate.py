@@ -1,10 +1,11 @@
-"""``maxvit-gan evaluate``: FID (+ KID, IS) of a generator, as papers compute it (Hydra config ``evaluate``).
+"""``maxvit-gan evaluate``: FID (+ KID, IS) and/or SWD of a generator, as papers compute it (Hydra config ``evaluate``).
 
     maxvit-gan evaluate run=outputs/<run> num_samples=50000 ref=imagenet128
     accelerate launch --multi_gpu --num_processes 8 -m maxvit_gan evaluate run=outputs/<run> ref=dataset
     maxvit-gan evaluate run=outputs/<run> checkpoint=latest ref=dataset write_ref=in128_train_tf.npz
     maxvit-gan evaluate run=USER/NAME ref=/data/imagenet128.zip                      # a Hub id, an export folder
     maxvit-gan evaluate fake=generated/ ref=real/                                    # two folders (or zips)
+    maxvit-gan evaluate run=outputs/<run> num_samples=10000 metrics.swd=true metrics.fid=false   # SWD alone: no Inception
 
 Keys and defaults: maxvit_gan.config.EvaluateConfig; the logic: maxvit_gan.evaluation.evaluate.
 """
@@ -18,21 +19,21 @@ def task(dcfg) -> None:
     from accelerate import Accelerator
     from omegaconf import OmegaConf
 
-    from maxvit_gan.evaluation import evaluate
+    from maxvit_gan.evaluation import evaluate, format_scores
 
     cfg = OmegaConf.to_object(dcfg)
     acc = Accelerator(mixed_precision="no")  # metrics run in fp32
     result = evaluate(cfg, acc.device, acc.is_main_process, acc.num_processes)
     if acc.is_main_process:
-        scores = {k: v for k, v in result.items() if k.startswith(("fid", "kid", "is", "precision", "recall"))}
-        print("  ".join(f"{k} {v:.4f}" for k, v in scores.items() if isinstance(v, float)))
+        print(format_scores(result))
         print(f"wrote {result['json']}")
     acc.end_training()
 
 
 HINTS = {
     "metrics.mode": "evaluate's feature mode is the top-level key: mode=tf or mode=clean",
-    "metrics.fid": "metrics.fid.* is FID tracking during training; evaluate takes num_samples=, batch_size=, ref=",
+    **{f"metrics.fid.{k}": "metrics.fid.* is FID tracking during training; evaluate takes num_samples=, batch_size=, ref="
+       " (and metrics.fid=true|false: Inception scores on or off)" for k in ("num_samples", "batch_size", "ref", "every_kimg")},
 }
 
 

@@ -1,4 +1,4 @@
-"""FID / KID / IS: Inception features, streaming distributed statistics, reference statistics.
+"""FID / KID / IS: Inception features, streaming distributed statistics, reference statistics; SWD.
 
 Where each concept lives:
 
@@ -11,6 +11,8 @@ Where each concept lives:
     stats.py        FeatureStats (mu, sigma, n, ...), the streaming accumulators, compute_metrics
     compute.py      one pass over generated samples or a dataset -> FeatureStats; LabelSampler
     reference.py    reference statistics: from a dataset (cached by content hash) or a file
+    swd.py          sliced Wasserstein distance of Laplacian-pyramid patches (ProGAN): no network,
+                    no download; per-level values, the real-vs-real floor, GeneratorSWD for tracking
 
 Typical use (every call on every rank; see docs/metrics.md):
 
@@ -20,6 +22,9 @@ Typical use (every call on every rank; see docs/metrics.md):
                                    label_sampler=LabelSampler(dataset_labels))
     results = compute_metrics(fake, ref)   # {"fid", "kid", "kid_std", "is", "is_std"}
     # + "precision", "recall" with compute_metrics(fake, ref, precision_recall=True)
+
+    swd = GeneratorSWD(dataset, num_samples=2000, batch_size=64, device=device, seed=0)  # once
+    swd(G_ema)   # {"swd", "swd_floor", "swd_32px", "swd_floor_32px", ...}: every rank, every time
 """
 
 from maxvit_gan.images import quantize_images  # the one quantisation, shared with sampling
@@ -45,22 +50,41 @@ from maxvit_gan.metrics.reference import (
 )
 from maxvit_gan.metrics.stand_ins import save_random_inception_weights
 from maxvit_gan.metrics.stats import FeatureAccumulator, FeatureStats, StreamingStats, compute_metrics
+from maxvit_gan.metrics.swd import (
+    GeneratorSWD,
+    SWDDescriptors,
+    SWDReference,
+    dataset_descriptors,
+    generator_descriptors,
+    generator_swd,
+    image_descriptors,
+    swd,
+    swd_distance,
+    swd_reference,
+)
 
 __all__ = [
     "FeatureAccumulator",
     "FeatureExtractor",
     "FeatureStats",
+    "GeneratorSWD",
     "InceptionWeightsError",
     "LabelSampler",
     "StreamingInceptionScore",
     "StreamingStats",
+    "SWDDescriptors",
+    "SWDReference",
     "build_feature_extractor",
     "compute_dataset_stats",
     "compute_generator_stats",
     "compute_metrics",
+    "dataset_descriptors",
     "fid_key",
     "frechet_distance",
+    "generator_descriptors",
+    "generator_swd",
     "get_reference",
+    "image_descriptors",
     "inception_score",
     "kid",
     "load_reference",
@@ -70,4 +94,7 @@ __all__ = [
     "sample_latents",
     "save_random_inception_weights",
     "save_reference",
+    "swd",
+    "swd_distance",
+    "swd_reference",
 ]

@@ -86,6 +86,7 @@ def compute_generator_stats(
     kid_max_samples: int = 10000,
     is_splits: int | None = 10,
     progress: bool = True,
+    image_hook: Callable[[torch.Tensor, list[int]], None] | None = None,
 ) -> FeatureStats:
     """Statistics of exactly ``num_samples`` generated images across all processes.
 
@@ -94,7 +95,8 @@ def compute_generator_stats(
     ``no_grad`` with autocast off: pass the unwrapped EMA generator, in eval mode.
     ``label_sampler``: e.g. ``LabelSampler(dataset_labels)``; None = uniform over
     ``generator.num_classes``. Collectives run inside: call on every rank. Returns the same
-    FeatureStats on every rank.
+    FeatureStats on every rank. ``image_hook(images_uint8, global_indices)``: sees every batch
+    too (e.g. ``swd.DescriptorAccumulator.update``: a second metric from the same samples).
     """
     rank, world_size = dist_info(rank, world_size)
     device = torch.device(device)
@@ -117,6 +119,8 @@ def compute_generator_stats(
             with torch.autocast(device.type, enabled=False):
                 images = quantize_images(generator(z, labels))
             accumulator.update(extractor(images), idx)
+            if image_hook is not None:
+                image_hook(images, idx)
             if bar is not None:
                 bar.update(len(idx) * world_size)
     finally:
@@ -144,11 +148,13 @@ def compute_dataset_stats(
     kid_max_samples: int = 10000,
     is_splits: int | None = 10,
     progress: bool = True,
+    image_hook: Callable[[torch.Tensor, list[int]], None] | None = None,
 ) -> FeatureStats:
     """Statistics of a dataset that yields ``(uint8 tensor [3, R, R], label)`` (or just the image).
 
     Rank r reads indices ``r, r+W, ...`` of the first ``max_items`` (default all); one
-    all-reduce at the end. Call on every rank.
+    all-reduce at the end. ``image_hook(images_uint8, dataset_indices)`` sees every batch too.
+    Call on every rank.
     """
     rank, world_size = dist_info(rank, world_size)
     n = len(dataset) if max_items is None else min(len(dataset), max_items)
@@ -164,7 +170,10 @@ def compute_dataset_stats(
         if images.dtype != torch.uint8:
             raise TypeError(f"dataset must yield uint8 images, got {images.dtype}")
         b = images.shape[0]
-        accumulator.update(extractor(images.to(device)), indices[pos : pos + b])
+        images = images.to(device)
+        accumulator.update(extractor(images), indices[pos : pos + b])
+        if image_hook is not None:
+            image_hook(images, indices[pos : pos + b])
         pos += b
         if bar is not None:
             bar.update(b * world_size)

@@ -24,9 +24,15 @@ def _metrics_table(metrics: dict) -> str:
         if ref.get("n"):
             protocol += f" ({ref['n']} images)"
         step = (ev.get("generator") or {}).get("step")
+        at_step = f", step {step}" if step is not None else ""
         for key, value in ev.items():
             if key.startswith(("fid", "kid", "is", "precision", "recall")) and isinstance(value, (int, float)):
-                rows.append(f"| {key} | {_fmt(value)} | {protocol}{f', step {step}' if step is not None else ''} |")
+                rows.append(f"| {key} | {_fmt(value)} | {protocol}{at_step} |")
+        if isinstance(ev.get("swd"), (int, float)):  # SWD (x1e3) with its real-vs-real floor
+            sref = ev.get("swd_reference") or {}
+            where = f"{sref.get('kind', '?')} {Path(str(sref['path'])).name}" if sref.get("path") else sref.get("kind", "?")
+            rows.append(f"| swd | {_fmt(ev['swd'])} | x1e3, {ev.get('num_samples')} samples vs {sref.get('n')} images of "
+                        f"{where}; real-vs-real floor {_fmt(ev.get('swd_floor'))}{at_step} |")  # fmt: skip
     training = metrics.get("training")
     if training:
         for key, value in training.items():
