@@ -61,6 +61,13 @@ class FIDConfig:
 
 
 @dataclass
+class SWDConfig:
+    every_kimg: float = 0.0  # 0 = no SWD during training; needs no download (maxvit_gan/metrics/swd.py)
+    num_samples: int = 1000  # generated images per evaluation (the reference and its floor: as many reals, at most half the data)
+    batch_size: int = 64  # per process
+
+
+@dataclass
 class MetricsConfig:
     mode: str = "tf"  # tf (torch-fidelity TF-Inception, paper protocol) | clean (clean-fid)
     inception_weights: str | None = None  # local weights file; None = download + cache on first use
@@ -68,6 +75,7 @@ class MetricsConfig:
     kid: bool = True
     inception_score: bool = True
     fid: FIDConfig = field(default_factory=FIDConfig)
+    swd: SWDConfig = field(default_factory=SWDConfig)  # sliced Wasserstein distance with its real-vs-real floor
 
 
 @dataclass
@@ -263,7 +271,8 @@ def config_problems(cfg: RunConfig) -> list[str]:
         ("train.keep_checkpoints", t.keep_checkpoints), ("train.grid_rows", t.grid_rows), ("train.grid_cols", t.grid_cols),
         ("data.shapes_num_images", d.shapes_num_images),
         ("data.shapes_num_classes", d.shapes_num_classes), ("metrics.fid.num_samples", fid.num_samples),
-        ("metrics.fid.batch_size", fid.batch_size),
+        ("metrics.fid.batch_size", fid.batch_size), ("metrics.swd.num_samples", cfg.metrics.swd.num_samples),
+        ("metrics.swd.batch_size", cfg.metrics.swd.batch_size),
     ):  # fmt: skip
         check(key, value, pos, ">= 1", integer=True)
     check("data.max_images", d.max_images, pos, ">= 1 or null", integer=True, optional=True)
@@ -279,7 +288,7 @@ def config_problems(cfg: RunConfig) -> list[str]:
         ("train.checkpoint_kimg", t.checkpoint_kimg), ("train.ema_start_kimg", t.ema_start_kimg),
         ("optim.lr_rampdown_kimg", o.lr_rampdown_kimg), ("loss.r1_gamma", loss.r1_gamma), ("loss.bcr_weight", loss.bcr_weight), ("loss.class_weight", loss.class_weight),
         ("loss.ada_target", loss.ada_target),
-        ("metrics.fid.every_kimg", fid.every_kimg),
+        ("metrics.fid.every_kimg", fid.every_kimg), ("metrics.swd.every_kimg", cfg.metrics.swd.every_kimg),
     ):  # fmt: skip
         check(key, value, nonneg, ">= 0 (0 = off / only at the end)" if key.endswith("kimg") else ">= 0")
     if t.ema_decay is None:

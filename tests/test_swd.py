@@ -254,8 +254,9 @@ def test_evaluate_swd_alone_needs_no_inception(tmp_path, monkeypatch, capsys):
     assert result["swd"] > 0 and result["swd_floor"] > 0 and result["swd_16px"] == result["swd"]
     assert result["swd_reference"]["n"] == 10 and "mode" not in result and result["num_samples"] == 10
     assert list((tmp_path / "cache" / "swd_refs").glob("swd-16px-n10-*.npz"))  # the reference is cached
-    from maxvit_gan.rundir import RunDir
     from maxvit_gan.sharing import _metrics_table
+
+    from maxvit_gan.rundir import RunDir
 
     card = _metrics_table(RunDir(run).latest_metrics())  # the model card of an export shows it
     assert "| swd | " in card and "real-vs-real floor" in card
@@ -290,3 +291,18 @@ def test_evaluate_fid_and_swd_from_one_pass(tmp_path, monkeypatch):
     cfg.metrics.fid = False
     alone = evaluate(cfg, "cpu")
     assert alone["swd"] == pytest.approx(both["swd"], rel=1e-6) and alone["swd_floor"] == both["swd_floor"]
+
+
+def test_swd_is_tracked_during_training_without_any_download(tmp_path):
+    """metrics.swd.every_kimg: SWD and its floor in metrics.jsonl and the log, the floor computed once."""
+    import json
+
+    from train_utils import fresh_trainer, run_config
+
+    t = fresh_trainer(run_config(tmp_path, "train.kimg=0.032", "metrics.swd.every_kimg=0.016", "metrics.swd.num_samples=32",
+                                 "metrics.fid.every_kimg=0"))  # fmt: skip
+    t.train()
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    scored = [r for r in rows if "swd" in r]
+    assert [r["step"] for r in scored] == [2, 4] and all(r["swd"] > r["swd_floor"] > 0 for r in scored)
+    assert scored[0]["swd_floor"] == scored[1]["swd_floor"] and "swd_floor" in (tmp_path / "train.log").read_text()

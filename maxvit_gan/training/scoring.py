@@ -1,5 +1,6 @@
 """Scores of the EMA generator during training: FID (+ KID, IS) every ``metrics.fid.every_kimg``
-(FID10k-style tracking, not a paper number).
+(FID10k-style tracking, not a paper number), SWD with its real-vs-real floor every
+``metrics.swd.every_kimg`` (no download: maxvit_gan/metrics/swd.py).
 
 Built once: the Inception extractor (downloaded on the main process first, or
 `metrics.inception_weights`) and the reference statistics (`metrics.fid.ref`, or the
@@ -25,6 +26,7 @@ from maxvit_gan.metrics import (
     fid_key,
     get_reference,
 )
+from maxvit_gan.metrics.swd import GeneratorSWD
 
 
 class Scorer:
@@ -33,7 +35,10 @@ class Scorer:
         self.accelerator = accelerator
         self.dataset = dataset
         self.seed = seed
-        self.enabled = cfg.fid.every_kimg > 0
+        self.enabled = cfg.fid.every_kimg > 0  # FID
+        self.swd_metric = None
+        if cfg.swd.every_kimg > 0:  # a fixed seed: runs with other training seeds stay comparable
+            self.swd_metric = GeneratorSWD(dataset, cfg.swd.num_samples, cfg.swd.batch_size, accelerator.device, seed=0)
         self.extractor = None
         self.reference = None
         self.key = fid_key(cfg.fid.num_samples)
@@ -89,3 +94,10 @@ class Scorer:
         if self.cfg.inception_score and "is" in out:
             result[f"is{self.key[3:]}"] = out["is"]
         return result
+
+    def swd(self, generator) -> dict | None:
+        """``{"swd", "swd_floor", "swd_<side>px"...}`` of ``generator`` (collective) or None when off."""
+        if self.swd_metric is None:
+            return None
+        out = self.swd_metric(generator)
+        return {k: v for k, v in out.items() if k.startswith("swd") and isinstance(v, float)}

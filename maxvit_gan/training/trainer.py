@@ -47,11 +47,11 @@ from maxvit_gan.training.grids import fakes_grid, reals_grid, save_png
 from maxvit_gan.training.health import LossGuard, NonFiniteLossError  # noqa: F401  (NonFiniteLossError: the CLI's exit code)
 from maxvit_gan.training.lock import RunLock
 from maxvit_gan.training.losses import consistency_loss, d_loss, g_loss, r1_penalty
+from maxvit_gan.training.recipe import DataFacts, apply_recipe
 from maxvit_gan.training.rng import EpochSampler, step_rng
 from maxvit_gan.training.schedules import ema_beta_at, lr_scale
 from maxvit_gan.training.scoring import Scorer
 from maxvit_gan.training.stopping import PeerLostError, StopSignal, is_peer_failure
-from maxvit_gan.training.recipe import DataFacts, apply_recipe
 from maxvit_gan.training.threads import auto_num_workers, setup_cpu_threads
 from maxvit_gan.training.trackers import RunLogger, format_duration
 
@@ -326,6 +326,7 @@ class Trainer:
         tick = _Tick(self.state["nimg"])
         every = {
             "tick": t.tick_kimg, "grid": t.grid_kimg, "ckpt": t.checkpoint_kimg, "fid": self.cfg.metrics.fid.every_kimg,
+            "swd": self.cfg.metrics.swd.every_kimg,
         }  # fmt: skip
         due = {k: _next_multiple(self.state["nimg"], v) for k, v in every.items()}
         stopped = False
@@ -341,7 +342,7 @@ class Trainer:
                 if nimg >= due["tick"] or done or stop:
                     self._log_tick(logger, tick, total_nimg)
                     tick = _Tick(nimg, tick.run_start)
-                new_best = self.scorer.enabled and (nimg >= due["fid"] or done) and self._score(logger)
+                new_best = self._score(logger, fid=nimg >= due["fid"] or done, swd=nimg >= due["swd"] or done)
                 if nimg >= due["ckpt"] or done or stop or new_best:  # before the grid: a grid never costs a checkpoint
                     self.save(final=done or stop)
                 if nimg >= due["grid"] or done:
@@ -402,16 +403,22 @@ class Trainer:
         if skipped:
             logger.line(f"data: {skipped} unreadable image(s) skipped so far (each named in a warning)")
 
-    def _score(self, logger: RunLogger) -> bool:
-        """FID of the EMA generator (collective); logs it; True when it is a new best."""
-        result = self.scorer(self.ema.module)
-        if result is None:
+    def _score(self, logger: RunLogger, fid: bool, swd: bool) -> bool:
+        """The scores that are due, of the EMA generator (collective); logs them; True when the FID
+        is a new best (the best-FID checkpoint is kept)."""
+        result = {}
+        if fid and self.scorer.enabled:
+            result.update(self.scorer(self.ema.module) or {})
+        if swd:
+            result.update(self.scorer.swd(self.ema.module) or {})
+        if not result:
             return False
-        value = result[self.scorer.key]
         kimg = self.state["nimg"] / 1000
         logger.line(f"kimg {kimg:8.3f}  " + "  ".join(f"{k} {v:.4f}" for k, v in result.items()))
         logger.record({"kimg": kimg, "step": self.state["step"], **result}, self.state["step"])
-        best = self.state["best_fid"]
+        value, best = result.get(self.scorer.key), self.state["best_fid"]
+        if value is None:
+            return False
         if best is None or value < best:
             self.state["best_fid"], self.state["best_step"] = value, self.state["step"]
             return True
