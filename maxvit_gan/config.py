@@ -121,6 +121,7 @@ class TrainConfig:
     channels_last: bool = False  # channels_last memory format for G and D
     nan_policy: str = "stop"  # stop | skip: what a non-finite loss does
     max_skipped_steps: int = 10  # with nan_policy=skip: stop after this many skipped steps
+    divergence_bound: float = 1000.0  # |loss_D|, |loss_G| or R1 above this for 3 ticks in a row stops the run, no checkpoint meanwhile (0 = off)
     log_with: str | None = "tensorboard"  # trackers (Accelerate): tensorboard, wandb, mlflow, aim, comet_ml, ... comma-separated, all, none
     tracker_project: str = "maxvit-gan"  # project name for W&B, MLflow, Comet, ... (TensorBoard writes to <run>/tensorboard)
     tracker_kwargs: dict[str, Any] = field(default_factory=dict)  # per tracker init arguments: +train.tracker_kwargs.wandb.entity=me
@@ -289,6 +290,7 @@ def config_problems(cfg: RunConfig) -> list[str]:
         ("optim.lr_rampdown_kimg", o.lr_rampdown_kimg), ("loss.r1_gamma", loss.r1_gamma), ("loss.bcr_weight", loss.bcr_weight), ("loss.class_weight", loss.class_weight),
         ("loss.ada_target", loss.ada_target),
         ("metrics.fid.every_kimg", fid.every_kimg), ("metrics.swd.every_kimg", cfg.metrics.swd.every_kimg),
+        ("train.divergence_bound", t.divergence_bound),
     ):  # fmt: skip
         check(key, value, nonneg, ">= 0 (0 = off / only at the end)" if key.endswith("kimg") else ">= 0")
     if t.ema_decay is None:

@@ -52,10 +52,11 @@ def task(dcfg) -> None:
 def main(argv: list[str] | None = None) -> None:
     from maxvit_gan.checkpoint import CheckpointError, CheckpointWriteError
     from maxvit_gan.launch import quiet_hydra_on_other_ranks
-    from maxvit_gan.training.health import NonFiniteLossError
-    from maxvit_gan.training.stopping import PeerLostError
+    from maxvit_gan.training.health import DivergenceError, NonFiniteLossError
+    from maxvit_gan.training.stopping import PeerLostError, TrainingError
 
-    codes = {NonFiniteLossError: 3, CheckpointError: 3, CheckpointWriteError: 3, PeerLostError: 3}
+    codes = {NonFiniteLossError: 3, DivergenceError: 3, CheckpointError: 3, CheckpointWriteError: 3, PeerLostError: 3,
+             TrainingError: 3}  # fmt: skip
     run_command("train", task, argv, exit_codes=codes, before_hydra=quiet_hydra_on_other_ranks)
 
 

@@ -242,6 +242,10 @@ def dataset_content_hash(source, max_items: int | None = None) -> str:
     return f"{h}|n={max_items}" if max_items is not None else str(h)
 
 
+class DatasetChangedError(RuntimeError):
+    """The dataset file was replaced or rewritten while in use: reading on would mix two datasets."""
+
+
 class _ImageDataset(Dataset):
     """Shared logic: subset, labels, skip-and-count of unreadable images."""
 
@@ -306,6 +310,8 @@ class _ImageDataset(Dataset):
             return None
         try:
             return self._load(i)
+        except DatasetChangedError:  # not one bad image: the whole file changed under the run
+            raise
         except Exception as err:  # any decoding error: skip the file, never crash mid-epoch
             self._mark_bad(i, err)
             return None
@@ -412,6 +418,7 @@ class ZipDataset(_ImageDataset):
         self.name = os.path.splitext(os.path.basename(self.path))[0]
         self._zf: zipfile.ZipFile | None = None
         self._zf_pid = -1
+        self._identity = self._stat()  # what every later open must find (a replaced zip: new pixels, old labels)
         self._data: np.ndarray | None = None
         try:
             zf = self._zip()
@@ -499,9 +506,26 @@ class ZipDataset(_ImageDataset):
         pid = os.getpid()
         if self._zf is None or self._zf_pid != pid:
             # After a fork the inherited handle shares its file offset with the parent: never reuse it.
+            self.check_unchanged()
             self._zf = zipfile.ZipFile(self.path)
             self._zf_pid = pid
         return self._zf
+
+    def _stat(self) -> tuple[int, int, int]:
+        st = os.stat(self.path)
+        return (st.st_size, st.st_mtime_ns, st.st_ino)
+
+    def check_unchanged(self) -> None:
+        """A DatasetChangedError when the zip is not the file opened at the start (size, mtime, inode)."""
+        try:
+            now = self._stat()
+        except OSError as err:
+            raise DatasetChangedError(f"data.path: {self.path} is gone ({err.strerror}) since training started") from None
+        if now != self._identity:
+            raise DatasetChangedError(
+                f"data.path: {self.path} was replaced or rewritten since training started (size {self._identity[0]} -> "
+                f"{now[0]} bytes); reading on would mix its images with the old labels. Restore it, or train in a new run_dir"
+            )
 
     def __getstate__(self):
         state = super().__getstate__()

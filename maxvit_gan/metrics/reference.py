@@ -19,6 +19,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Union
 
@@ -97,6 +98,8 @@ def load_reference(path: Union[str, Path]) -> FeatureStats:
         mu, sigma = np.asarray(data["mu"], np.float64), np.asarray(data["sigma"], np.float64)
         if mu.ndim != 1 or sigma.shape != (mu.shape[0], mu.shape[0]):
             raise ValueError(f"{path}: 'mu' {mu.shape} and 'sigma' {sigma.shape} are not [d] and [d, d]")
+        if not (np.isfinite(mu).all() and np.isfinite(sigma).all()):
+            raise ValueError(f"{path}: 'mu' or 'sigma' holds NaN or infinite values: not usable reference statistics")
         n = int(data["n"]) if "n" in keys and int(data["n"]) >= 0 else None
         meta = json.loads(str(data["meta"])) if "meta" in keys else {}
         kid_features = np.asarray(data["kid_features"]) if "kid_features" in keys else None
@@ -137,12 +140,18 @@ def reference_stats_for_dataset(
     path = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     path = path / f"ref-{mode}-{resolution}px-n{n}-{key[:20]}.npz"
 
-    have = all_reduce_sum(torch.tensor([0.0 if path.is_file() else 1.0], dtype=torch.float64)).item() == 0
-    if have:
-        ref = load_reference(path)
-        if ref.meta.get("key") == key:
-            ref.meta["cache"] = "hit"
-            return ref
+    ref, damage = None, None
+    if path.is_file():
+        try:
+            ref = load_reference(path)
+        except ValueError as err:  # truncated or damaged: computed again (below) and overwritten
+            damage = err
+    have = all_reduce_sum(torch.tensor([0.0 if ref is not None else 1.0], dtype=torch.float64)).item() == 0
+    if have and ref.meta.get("key") == key:
+        ref.meta["cache"] = "hit"
+        return ref
+    if damage is not None and rank == 0:
+        warnings.warn(f"cached reference statistics {path} are damaged ({damage}); computing them again", stacklevel=2)
     stats = compute_dataset_stats(
         dataset, extractor, batch_size=batch_size, num_workers=num_workers, device=device, max_items=max_items,
         rank=rank, world_size=world_size, kid_max_samples=kid_max_samples, is_splits=None, progress=progress,

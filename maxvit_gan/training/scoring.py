@@ -11,7 +11,9 @@ Every call is collective: run it on every rank.
 
 from __future__ import annotations
 
+import os
 import warnings
+from pathlib import Path
 
 import numpy as np
 from accelerate.utils import gather_object
@@ -25,7 +27,9 @@ from maxvit_gan.metrics import (
     compute_metrics,
     fid_key,
     get_reference,
+    load_reference,
 )
+from maxvit_gan.metrics.reference import default_cache_dir
 from maxvit_gan.metrics.swd import GeneratorSWD
 
 
@@ -42,6 +46,29 @@ class Scorer:
         self.extractor = None
         self.reference = None
         self.key = fid_key(cfg.fid.num_samples)
+
+    def prepare(self) -> None:
+        """Before step 0 (collective): everything the first evaluation needs, so that a missing
+        reference file, an unwritable cache or missing Inception weights show at the start, not
+        hours in. FID tracking without weights is switched off with one warning (the CPU demo
+        runs offline); a bad ``metrics.fid.ref`` or ``metrics.cache_dir`` is an error naming it."""
+        if self.enabled:
+            if self.cfg.fid.ref is not None:
+                ref = Path(self.cfg.fid.ref).expanduser()
+                if not ref.is_file():
+                    raise FileNotFoundError(f"metrics.fid.ref: {ref} does not exist (a .npz of reference statistics)")
+                try:
+                    load_reference(ref)
+                except ValueError as err:
+                    raise ValueError(f"metrics.fid.ref: {err}") from None
+            else:
+                _check_writable(Path(self.cfg.cache_dir).expanduser() if self.cfg.cache_dir else default_cache_dir(), "metrics.cache_dir")
+            self._setup()
+            if self.reference is not None and self.extractor is not None:
+                dim = getattr(self.extractor, "dim", None)
+                if dim is not None and self.reference.mu.shape[0] != dim:
+                    where = f"metrics.fid.ref: {self.cfg.fid.ref}" if self.cfg.fid.ref else "the reference statistics"
+                    raise ValueError(f"{where} have {self.reference.mu.shape[0]}-d features; the {self.cfg.mode} network gives {dim}-d")
 
     def _setup(self) -> bool:
         acc = self.accelerator
@@ -101,3 +128,13 @@ class Scorer:
             return None
         out = self.swd_metric(generator)
         return {k: v for k, v in out.items() if k.startswith("swd") and isinstance(v, float)}
+
+
+def _check_writable(folder: Path, key: str) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise OSError(f"{key}: {folder} is not writable ({err.strerror or err}); set {key}=<a writable folder>") from None

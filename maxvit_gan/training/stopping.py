@@ -1,4 +1,4 @@
-"""Stopping early and cleanly: a signal (SIGTERM from a scheduler, Ctrl-C) or a lost peer.
+"""Stopping early and cleanly: a signal (SIGTERM from a scheduler, Ctrl-C), a lost peer, an error.
 
 A signal sets a flag; the loop asks every rank (one tiny all-reduce per step) and, when any
 rank was signalled, finishes the step, saves and exits. ``accelerate launch`` of one process
@@ -21,6 +21,11 @@ class PeerLostError(RuntimeError):
     """Another process of a multi-process run died (or its connection did): this one stops too."""
 
 
+class TrainingError(RuntimeError):
+    """Something else failed inside the loop (a DataLoader worker killed, the data file damaged or
+    replaced, ...): the in-memory state was saved first when it could be; the message is one line."""
+
+
 _PEER_FAILURE_MARKS = ("connection closed by peer", "connection reset by peer", "broken pipe", "timed out",
                        "socket closed", "remote worker", "nccl error", "distbackenderror")  # fmt: skip
 
@@ -31,13 +36,17 @@ def is_peer_failure(err: BaseException) -> bool:
 
 
 class StopSignal:
-    """SIGTERM / SIGINT set :attr:`received`; :meth:`requested` asks every rank (collective)."""
+    """SIGTERM / SIGINT set :attr:`received`; :meth:`requested` asks every rank (collective). A
+    second signal raises KeyboardInterrupt at once, wherever the process is (e.g. inside an FID
+    evaluation): the trainer then saves when it can and stops."""
 
     def __init__(self):
         self.received = False
 
     def install(self) -> None:
         def handler(signum, frame):
+            if self.received:
+                raise KeyboardInterrupt(f"second {signal.Signals(signum).name}")
             self.received = True
 
         for sig in (signal.SIGTERM, signal.SIGINT):

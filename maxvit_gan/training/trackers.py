@@ -187,9 +187,10 @@ class RunLogger:
         log_image(self.trackers, tag, pil_image, step)
 
     def advance(self, kimg: float) -> None:
+        """Every step; the bar redraws at most a few times a second and never passes its total
+        (the last batch may end past train.kimg)."""
         if self.bar is not None:
-            self.bar.n = round(kimg, 3)
-            self.bar.refresh()
+            self.bar.update(round(min(kimg, self.bar.total) - self.bar.n, 3))
 
     def close(self) -> None:
         if self.enabled:

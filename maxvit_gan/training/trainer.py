@@ -44,14 +44,14 @@ from maxvit_gan.training.accelerator import build_accelerator
 from maxvit_gan.training.ada import AdaptiveAugment
 from maxvit_gan.training.augment import diff_augment, parse_policy
 from maxvit_gan.training.grids import fakes_grid, reals_grid, save_png
-from maxvit_gan.training.health import LossGuard, NonFiniteLossError  # noqa: F401  (NonFiniteLossError: the CLI's exit code)
+from maxvit_gan.training.health import BlowUpGuard, DivergenceError, LossGuard, NonFiniteLossError
 from maxvit_gan.training.lock import RunLock
 from maxvit_gan.training.losses import consistency_loss, d_loss, g_loss, r1_penalty
 from maxvit_gan.training.recipe import DataFacts, apply_recipe
 from maxvit_gan.training.rng import EpochSampler, step_rng
 from maxvit_gan.training.schedules import ema_beta_at, lr_scale
 from maxvit_gan.training.scoring import Scorer
-from maxvit_gan.training.stopping import PeerLostError, StopSignal, is_peer_failure
+from maxvit_gan.training.stopping import PeerLostError, StopSignal, TrainingError, is_peer_failure
 from maxvit_gan.training.threads import auto_num_workers, setup_cpu_threads
 from maxvit_gan.training.trackers import RunLogger, format_duration
 
@@ -141,8 +141,10 @@ class Trainer:
         self.micro = self.batch_per_rank // t.grad_accum
         self.state = dict(step=0, nimg=0, epoch=0, epoch_pos=0, best_fid=None, best_step=None, skipped_steps=0)
         self.guard = LossGuard(t.nan_policy, t.max_skipped_steps, acc, self.run.checkpoints_dir)
+        self.blowup = BlowUpGuard(t.divergence_bound)
         self.stop = StopSignal()
         self.scorer = Scorer(cfg.metrics, acc, self.dataset, cfg.seed)
+        self.scorer.prepare()  # a bad reference or cache folder is an error now, not at the first evaluation
         # the checkpoint to resume from, verified and checked against this configuration, before
         # anything is written to the run directory
         self.resume_choice = self._on_rank0(
@@ -182,6 +184,8 @@ class Trainer:
                 pin_memory=self.accelerator.device.type == "cuda",
                 persistent_workers=False,
             )
+            if hasattr(self.dataset, "check_unchanged"):  # every epoch, before new workers open the file
+                self.dataset.check_unchanged()
             for images, labels in loader:
                 self.state["epoch_pos"] += self.batch_per_rank
                 yield images, labels
@@ -329,7 +333,7 @@ class Trainer:
             "swd": self.cfg.metrics.swd.every_kimg,
         }  # fmt: skip
         due = {k: _next_multiple(self.state["nimg"], v) for k, v in every.items()}
-        stopped = False
+        stopped, start_step = False, self.state["step"]
         try:
             while self.state["nimg"] < total_nimg:
                 images, labels = next(batches)
@@ -337,30 +341,39 @@ class Trainer:
                 if self.threads is not None and (note := self.threads.update()):
                     logger.line(note)
                 nimg = self.state["nimg"]
+                logger.advance(nimg / 1000)
                 done = nimg >= total_nimg
                 stop = self.stop.requested(acc)
                 if nimg >= due["tick"] or done or stop:
-                    self._log_tick(logger, tick, total_nimg)
+                    means = self._log_tick(logger, tick, total_nimg)
                     tick = _Tick(nimg, tick.run_start)
+                    self.blowup.tick(means, self.state, ckpt.latest_checkpoint(self.run.checkpoints_dir))
+                t_aside = time.time()  # scores, checkpoints and grids: not counted in the tick's speed
                 new_best = self._score(logger, fid=nimg >= due["fid"] or done, swd=nimg >= due["swd"] or done)
                 if nimg >= due["ckpt"] or done or stop or new_best:  # before the grid: a grid never costs a checkpoint
-                    self.save(final=done or stop)
+                    self._checkpoint(logger, final=done or stop)
                 if nimg >= due["grid"] or done:
                     self.write_fakes_grid(logger)
+                tick.start_time += time.time() - t_aside
                 due = {k: (_next_multiple(nimg, every[k]) if nimg >= due[k] else due[k]) for k in due}
                 if stop:
                     stopped = True
                     logger.line(f"Stop requested: checkpoint saved at step {self.state['step']}; exiting.")
                     break
-        except RuntimeError as err:
-            if self.world > 1 and is_peer_failure(err):  # no collective can succeed now: no save, exit
+        except BaseException as err:
+            if isinstance(err, RuntimeError) and self.world > 1 and is_peer_failure(err):  # no collective can succeed: exit
                 first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
                 raise PeerLostError(
                     f"rank {self.rank}: lost contact with another process at step {self.state['step']} ({first}); "
                     f"the newest checkpoint, {ckpt.latest_checkpoint(self.run.checkpoints_dir)}, is intact: "
                     "restart with resume=auto"
                 ) from err
-            raise
+            known = (NonFiniteLossError, DivergenceError, ckpt.CheckpointWriteError)  # they say what happened themselves
+            nothing_trained = self.state["step"] == start_step and not isinstance(err, KeyboardInterrupt)
+            if isinstance(err, known) or not isinstance(err, (Exception, KeyboardInterrupt)) or nothing_trained:
+                raise
+            # a worker killed, the data damaged or replaced, a second Ctrl-C: save what can be saved, one line
+            raise self._saved_after(err, logger) from err
         finally:
             logger.close()
         return {"step": self.state["step"], "kimg": self.state["nimg"] / 1000, "stopped": stopped}
@@ -397,6 +410,11 @@ class Trainer:
         )
         for note in self.recipe_notes + notes:
             logger.line(note)
+        if self.threads is not None:
+            n = torch.get_num_threads()
+            how = ("automatic: fewer while other processes use the cores, and a run's numbers depend on the thread "
+                   f"count in their last bits; train.cpu_threads={n} fixes it") if self.threads.enabled else "fixed"  # fmt: skip
+            logger.line(f"CPU: {n} torch thread(s) per process ({how})")
         if s["nimg"] >= total_nimg:
             logger.line(f"Nothing to train: the run is at kimg {s['nimg'] / 1000:.3f} >= train.kimg={t.kimg}")
         skipped = getattr(self.dataset, "num_skipped", 0)
@@ -424,7 +442,7 @@ class Trainer:
             return True
         return False
 
-    def _log_tick(self, logger: RunLogger, tick: _Tick, total_nimg: int) -> None:
+    def _log_tick(self, logger: RunLogger, tick: _Tick, total_nimg: int) -> dict:
         """The tick's line and metrics.jsonl row: mean statistics over ranks, speed, memory, ETA."""
         acc = self.accelerator
         means = tick.means(len(STAT_NAMES), acc.device)
@@ -466,7 +484,33 @@ class Trainer:
             f"eta {format_duration(eta)}"
         )
         logger.record(stats, self.state["step"])
-        logger.advance(nimg / 1000)
+        return means
+
+    def _checkpoint(self, logger: RunLogger, final: bool) -> None:
+        """A checkpoint, unless the losses are blowing up (then the good checkpoints stay, unpruned)."""
+        if not self.blowup.sane:
+            logger.line(f"no checkpoint at step {self.state['step']}: {', '.join(self.blowup.last_bad)} beyond "
+                        f"train.divergence_bound={self.cfg.train.divergence_bound:g}")  # fmt: skip
+            return
+        self.save(final=final)
+
+    def _saved_after(self, err: BaseException, logger: RunLogger) -> TrainingError:
+        """An error stopped the loop: save the in-memory state when it can be trusted (one process,
+        finite weights, losses not blowing up), log one line, and return the error to raise."""
+        cause = _one_line(err)
+        where = f"the newest checkpoint, {ckpt.latest_checkpoint(self.run.checkpoints_dir)}, is intact"
+        if self.world == 1 and self.blowup.sane and self._weights_finite():
+            try:
+                where = f"the state at step {self.state['step']} was saved in {self.save(final=True)}"
+            except Exception as save_err:  # noqa: BLE001  (the original error is the one to report)
+                where += f" (saving the state at step {self.state['step']} failed too: {type(save_err).__name__})"
+        message = f"training stopped at step {self.state['step']} by {cause}; {where}; continue with resume=auto"
+        logger.line(f"ERROR: {message}")
+        return TrainingError(message)
+
+    def _weights_finite(self) -> bool:
+        modules = (self.accelerator.unwrap_model(self.G), self.accelerator.unwrap_model(self.D), self.ema.module)
+        return all(torch.isfinite(p).all() for m in modules for p in m.parameters())
 
     # ------------------------------------------------------------------ grids, checkpoints, resume
 
@@ -550,6 +594,17 @@ def _next_multiple(nimg: int, every_kimg: float) -> float:
         return float("inf")
     every = every_kimg * 1000
     return (math.floor(nimg / every) + 1) * every
+
+
+def _one_line(err: BaseException) -> str:
+    """``Type: first line`` of an error; for one re-raised from a DataLoader worker, the original's."""
+    text = str(err).strip()
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    if "Original Traceback" in text and lines:  # "Caught X in DataLoader worker process 0. Original Traceback ... X: msg"
+        last = lines[-1]
+        name, _, msg = last.partition(": ")
+        return f"{name.rsplit('.', 1)[-1]}: {msg}" if msg else last
+    return f"{type(err).__name__}{': ' + lines[0] if lines else ''}"
 
 
 def _rss_gib() -> float:
