@@ -32,12 +32,14 @@ def test_what_the_command_line_gives_is_kept():
     lines = apply_recipe(cfg, DataFacts(32, 1000, 0), 1, "cpu")
     assert (cfg.train.batch_size, cfg.loss.r1_gamma) == (8, 3)
     assert cfg.model.generator.channels == [32, 32, 16] and cfg.model.generator.window_sizes is None  # one unit
+    assert cfg.model.discriminator.channel_base == 256 and cfg.model.generator.upsample == "bilinear"  # still chosen
     assert cfg.optim.g_lr == 5e-4 and cfg.loss.class_weight == 0.0  # chosen: unconditional data
     assert cfg.loss.ada_target == 0.6 and cfg.loss.ada_kimg == 20  # 1,000 images: ADA
     assert "train.batch_size" in lines[1] and "train.batch_size=" not in lines[0]
     model_group = compose("train", ["model=s"])
     apply_recipe(model_group, DataFacts(32, 1000, 0), 1, "cpu")
     assert model_group.model.preset == "s" and model_group.model.generator.channels is None
+    assert model_group.model.discriminator.channel_base is None  # the preset's own D
 
 
 def test_rules_follow_resolution_size_classes_and_processes():

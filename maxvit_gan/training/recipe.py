@@ -105,8 +105,10 @@ def apply_recipe(cfg, facts: DataFacts, processes: int, device_type: str) -> lis
     given = given_keys(cfg.overrides)
     values = choose(facts, processes, device_type)
     structure = ("model.generator.channels", "model.generator.window_sizes", "model.generator.grid_sizes")
-    if any(_given(k, given) for k in structure) or _given("model.preset", given):  # one unit: all or none
-        given |= set(structure) | {"model.generator.upsample", "model.discriminator.channel_base", "model.discriminator.channel_max"}
+    if any(_given(k, given) for k in structure):  # the stage lists are one unit: all or none
+        given |= set(structure)
+    if _given("model.preset", given):  # another preset: its own architecture
+        given |= {k for k in values if k.startswith("model.")}
     chosen = {k: v for k, v in values.items() if not _given(k, given)}
     for key, value in chosen.items():
         _set(cfg, key, value)
