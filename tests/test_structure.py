@@ -3,9 +3,10 @@
 import ast
 from pathlib import Path
 
+from train_utils import ROOT, subprocess_env
+
 from maxvit_gan import checkpoint, rundir
 
-ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "maxvit_gan"
 
 
@@ -89,7 +90,7 @@ def test_data_and_metrics_import_without_models(tmp_path):
     import sys
 
     code = "import sys, maxvit_gan.data, maxvit_gan.metrics; print(sorted(m for m in sys.modules if m.startswith('maxvit_gan.models')))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=subprocess_env(), timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "[]"
 
