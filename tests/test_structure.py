@@ -143,3 +143,22 @@ def test_run_directory_and_checkpoint_names_live_in_one_module_each():
 def test_checkpoint_names_are_not_in_rundir():
     text = (PKG / "rundir.py").read_text()
     assert checkpoint.TRAIN_STATE_FILE not in text and f'"{checkpoint.EMA_FILE}"' not in text and '"step-' not in text
+
+
+def test_readme_names_tests_that_exist():
+    """The README's Reliability table names test files and tests (`file.py::test`, then `::test` for
+    the same file): each exists, so moving or renaming a test means updating the table."""
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    refs, current = [], None
+    for file, name in re.findall(r"`(?:(test_\w+\.py))?::(test_\w+)", readme):
+        current = file or current
+        refs.append((current, name))
+    assert len(refs) > 30 and all(file for file, _ in refs), refs[:3]
+    missing = []
+    for file, name in refs:
+        tree = ast.parse((ROOT / "tests" / file).read_text())
+        if name not in {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}:
+            missing.append(f"{file}::{name}")
+    assert not missing, missing
