@@ -4,20 +4,13 @@
 import os
 import sys
 
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
-
-from maxvit_gan.config import register_configs
+from maxvit_gan.config import compose
 from maxvit_gan.training.trainer import Trainer
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def main():
     out, overrides = sys.argv[1], sys.argv[2:]
-    register_configs()
-    with initialize_config_dir(config_dir=os.path.join(ROOT, "maxvit_gan", "conf"), version_base="1.3"):
-        cfg = OmegaConf.to_object(compose(config_name="train", overrides=overrides))
+    cfg = compose("train", overrides)
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, f"pid{os.environ.get('RANK', '0')}"), "w") as f:
         f.write(str(os.getpid()))

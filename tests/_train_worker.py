@@ -4,22 +4,15 @@ this rank's G, D and EMA weights to <out>/rank<r>.safetensors for comparison."""
 import os
 import sys
 
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
 from safetensors.torch import save_file
 
-from maxvit_gan.config import CONFIG_DIR, register_configs
+from maxvit_gan.config import compose
 from maxvit_gan.training.trainer import Trainer
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def main():
     out, overrides = sys.argv[1], sys.argv[2:]
-    register_configs()
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        cfg = OmegaConf.to_object(compose(config_name="train", overrides=overrides))
-    trainer = Trainer(cfg)
+    trainer = Trainer(compose("train", overrides))
     acc = trainer.accelerator
     assert acc.num_processes == int(os.environ.get("WORLD_SIZE", "1")), (acc.num_processes, os.environ.get("WORLD_SIZE"))
     trainer.train()

@@ -1,23 +1,18 @@
 """The command line: one-line errors, --help, and the traps of issue #14, each next to its fix."""
 
-import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import tomllib
 from PIL import Image
-from train_utils import run_cli
+from train_utils import ACCELERATE_LAUNCH, ROOT, TWO_PROCESSES, run_cli, subprocess_env
 
 from maxvit_gan.cli import main
 from maxvit_gan.cli.common import UsageError, fix_overrides
 from maxvit_gan.models import Generator, GeneratorConfig, save_generator
 from maxvit_gan.training.accelerator import launcher_precision_note
-
-ROOT = Path(__file__).resolve().parents[1]
-
 
 _cli = run_cli
 
@@ -76,9 +71,7 @@ def test_debug_env_shows_the_traceback(capsys, monkeypatch):
 
 
 def test_offline_weights_message_is_the_first_thing_printed(tmp_path, run):
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT), TORCH_HOME=str(tmp_path / "th"),
-               https_proxy="http://127.0.0.1:9", HTTPS_PROXY="http://127.0.0.1:9")  # fmt: skip
-    env.pop("MAXVIT_GAN_DEBUG", None)
+    env = subprocess_env(TORCH_HOME=str(tmp_path / "th"), https_proxy="http://127.0.0.1:9", HTTPS_PROXY="http://127.0.0.1:9")
     proc = subprocess.run([sys.executable, "-m", "maxvit_gan", "evaluate", f"run={run}", "num_samples=8"], cwd=tmp_path,
                           env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
     assert proc.returncode == 2
@@ -121,19 +114,16 @@ def test_launcher_precision_is_not_ignored_silently(monkeypatch):
     assert launcher_precision_note("no", {}) is None
     for path in (ROOT / "launchers").glob("*.yaml"):  # the shipped launcher configs ask for nothing
         assert re.search(r"^mixed_precision: 'no'", path.read_text(), re.M), path.name
-    from accelerate.state import AcceleratorState, GradientState
-    from train_utils import run_config
+    from train_utils import reset_accelerate, run_config
 
     from maxvit_gan.training.accelerator import build_accelerator
 
     monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "fp16")
-    AcceleratorState._reset_state(True)
-    GradientState._reset_state()
+    reset_accelerate()
     with pytest.warns(UserWarning, match="mixed precision 'fp16'.*train.mixed_precision='no' decides"):
         acc = build_accelerator(run_config("unused"))
     assert acc.mixed_precision == "no"
-    AcceleratorState._reset_state(True)
-    GradientState._reset_state()
+    reset_accelerate()
 
 
 # --------------------------------------------------------------------------- overrides
@@ -170,21 +160,14 @@ def test_run_dir_sets_the_run_directory(capsys, tmp_path):
 
 
 @pytest.mark.slow
-def test_training_output_fits_a_log_file(tmp_path):
+def test_training_output_fits_a_log_file(smoke_run):
     """Under SLURM or nohup (no terminal): no progress-bar fragments, no Accelerate INFO lines,
-    the tick lines in <run>/train.log, and resume=auto says what it did."""
-    run = tmp_path / "run"
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
-    env.pop("ACCELERATE_LOG_LEVEL", None)
-    args = [sys.executable, "-m", "maxvit_gan", "train", "experiment=smoke", "data.shapes_num_images=32",
-            "train.tick_kimg=0.008", "train.checkpoint_kimg=0.016", "train.grid_kimg=1", "train.log_with=none",
-            "resume=auto", f"run_dir={run}"]  # fmt: skip
-    first = subprocess.run([*args, "train.kimg=0.016"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-    assert first.returncode == 0, first.stderr[-3000:]
-    second = subprocess.run([*args, "train.kimg=0.024"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-    assert second.returncode == 0, second.stderr[-3000:]
+    the tick lines in <run>/train.log, and resume=auto says what it did. conftest.smoke_run: the
+    script under `accelerate launch` with resume=auto on an empty run directory, then `python -m
+    maxvit_gan train ... resume=auto`, both with their output captured."""
+    run, first, second = smoke_run.path, smoke_run.first, smoke_run.resumed
     assert f"resume=auto: no checkpoint in {run / 'checkpoints'} yet; starting from scratch" in first.stdout
-    assert "Resuming at kimg 0.016" in second.stdout and "resume=auto: no checkpoint" not in second.stdout
+    assert "Resuming at kimg 0.064" in second.stdout and "resume=auto: no checkpoint" not in second.stdout
     for proc in (first, second):
         both = proc.stdout + proc.stderr
         assert "\r" not in both  # no tqdm redraws
@@ -192,8 +175,8 @@ def test_training_output_fits_a_log_file(tmp_path):
         assert "scheduler" not in both.lower() and "dataloader" not in both.lower()
     log = (run / "train.log").read_text()
     ticks = [ln for ln in log.splitlines() if "sec/kimg" in ln]
-    assert len(ticks) == 3 and "kimg    0.024" in ticks[-1]
-    assert "Starting at kimg 0.000" in log and "Resuming at kimg 0.016" in log
+    assert len(ticks) == 6 and "kimg    0.096" in ticks[-1]
+    assert "Starting at kimg 0.000" in log and "Resuming at kimg 0.064" in log
     assert not list(run.glob("*_gan.log"))
 
 
@@ -202,10 +185,10 @@ def test_accelerate_launch_of_the_module_with_two_processes(tmp_path):
     """`accelerate launch -m maxvit_gan train` forms one process group and one run directory; the
     launcher's mixed precision, overridden by the config, is said once."""
     run = tmp_path / "run"
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT), ACCELERATE_USE_CPU="1")
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-           "--mixed_precision", "bf16", "--dynamo_backend", "no", "--main_process_port", "0",
-           "-m", "maxvit_gan", "train", "experiment=smoke", "data.shapes_num_images=32", "train.kimg=0.016",
+    env = subprocess_env(two_procs=True)
+    launcher = list(TWO_PROCESSES)
+    launcher[launcher.index("--mixed_precision") + 1] = "bf16"  # the launcher asks for bf16, the config says no
+    cmd = [*ACCELERATE_LAUNCH, *launcher, "-m", "maxvit_gan", "train", "experiment=smoke", "data.shapes_num_images=32", "train.kimg=0.016",
            "train.tick_kimg=0.016", "train.grid_kimg=1", f"run_dir={run}"]  # fmt: skip
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]

@@ -1,38 +1,81 @@
-"""FID in training and scripts/evaluate.py, end to end with the real Inception architecture
-(random weights from a local file: no download)."""
+"""FID in training and scripts/evaluate.py, end to end, and evaluate's sources and errors. The
+feature network is a small fixed stand-in in mode tf (the FeatureExtractor wrapper around a
+random conv, 64 features: a Frechet distance at Inception's 2048 costs seconds on a CPU); the
+network's own code path (loading a weights file, its features, the same numbers as torch-fidelity
+and clean-fid) is tests/test_metrics.py's."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
+import torch.nn.functional as F
+from metrics_helpers import TinyExtractor
+from PIL import Image
+from safetensors.torch import save_file
+from train_utils import fresh_trainer, run_config, run_script
 
-from maxvit_gan import checkpoint
-from maxvit_gan.metrics.stand_ins import save_random_inception_weights
+from maxvit_gan import checkpoint, evaluation
+from maxvit_gan.config import EvalMetricsConfig, EvaluateConfig
+from maxvit_gan.evaluation import evaluate
+from maxvit_gan.metrics import compute_dataset_stats, frechet_distance
+from maxvit_gan.metrics.features import FeatureExtractor
+from maxvit_gan.models import Generator, GeneratorConfig, save_generator
+from maxvit_gan.rundir import RunDir
+from maxvit_gan.training import scoring
 
-ROOT = Path(__file__).resolve().parents[1]
-TINY_RUN = ["experiment=smoke", "data.shapes_num_images=16", "train.kimg=0.032", "train.log_with=none"]
+TINY_RUN = ["data.shapes_num_images=16", "train.kimg=0.032"]
 
 
-def _py(args, tmp_path, extra_env=None):
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT), TORCH_HOME=str(tmp_path / "torch_home"),
-               MAXVIT_GAN_CACHE=str(tmp_path / "cache"), **(extra_env or {}))  # fmt: skip
-    return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+class _TinyInception(torch.nn.Module):
+    """Inception's interface in mode tf (uint8 [B,3,H,W] -> features [B,dim], logits [B,1008])
+    from a fixed random conv: milliseconds instead of seconds per image on a CPU."""
+
+    def __init__(self, dim):
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        self.w = torch.nn.Parameter(torch.randn(dim, 3, 3, 3, generator=g) * 0.3)
+        self.head = torch.nn.Parameter(torch.randn(1008, dim, generator=g) * dim**-0.5)
+
+    def forward(self, images):
+        x = (images.float() - 128) / 128
+        feats = F.adaptive_avg_pool2d(F.relu(F.conv2d(x, self.w, stride=2)), 1).flatten(1)
+        return feats, feats @ self.head.T
 
 
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    return save_random_inception_weights(tmp_path_factory.mktemp("w") / "inception_tf_random.pth", "tf")
+class _SmallFeatures(FeatureExtractor):
+    dim = 64
+
+
+@pytest.fixture
+def inception(tmp_path, monkeypatch):
+    """metrics.inception_weights=<a file>: training's scorer and evaluate build the tf extractor
+    from it; here the builder they call records its arguments and returns the stand-in."""
+    weights = tmp_path / "inception_tf.pth"
+    weights.write_bytes(b"stand-in")
+    asked = []
+
+    def build(mode, weights_path=None, device="cpu"):
+        asked.append((mode, str(weights_path)))
+        net = _TinyInception(_SmallFeatures.dim)
+        return _SmallFeatures(mode, net, network_id=f"{mode}/tiny-stand-in/{Path(weights_path).name}").to(device)
+
+    for module in (scoring, evaluation):
+        monkeypatch.setattr(module, "build_feature_extractor", build)
+    monkeypatch.setenv("MAXVIT_GAN_CACHE", str(tmp_path / "cache"))
+    return weights, asked
 
 
 @pytest.mark.slow
-def test_fid_tracking_in_training_then_evaluate(tmp_path, weights):
+def test_fid_tracking_in_training_then_evaluate(tmp_path, inception, capsys):
+    weights, asked = inception
     run = tmp_path / "run"
-    proc = _py(["scripts/train_gan.py", *TINY_RUN, f"hydra.run.dir={run}", "metrics.fid.every_kimg=0.016",
-                "metrics.fid.num_samples=8", "metrics.fid.batch_size=8", f"metrics.inception_weights={weights}"], tmp_path)  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    cfg = run_config(run, *TINY_RUN, "metrics.fid.every_kimg=0.016", "metrics.fid.num_samples=8", "metrics.fid.batch_size=8",
+                     f"metrics.inception_weights={weights}")  # fmt: skip
+    fresh_trainer(cfg).train()
+    RunDir(run).write_config(cfg)  # as `maxvit-gan train` does: evaluate's ref=dataset reads it
+    assert asked == [("tf", str(weights))]  # built once, from the weights given
     rows = [json.loads(s) for s in (run / "metrics.jsonl").read_text().splitlines()]
     fids = [r["fid8"] for r in rows if "fid8" in r]
     assert len(fids) == 2 and all(f > 0 for f in fids)
@@ -42,49 +85,42 @@ def test_fid_tracking_in_training_then_evaluate(tmp_path, weights):
     assert list((tmp_path / "cache" / "fid_refs").glob("ref-tf-32px-n16-*.npz"))  # reference cached
 
     out = tmp_path / "eval.json"
-    proc = _py(["scripts/evaluate.py", f"run={run}", "num_samples=8", "batch_size=4", "ref=dataset",
-                f"metrics.inception_weights={weights}", f"out={out}", f"write_ref={tmp_path / 'ref.npz'}"], tmp_path)  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    code, stdout, err = run_script(capsys, "evaluate.py", f"run={run}", "num_samples=8", "batch_size=4", "ref=dataset",
+                                   f"metrics.inception_weights={weights}", f"out={out}", f"write_ref={tmp_path / 'ref.npz'}")  # fmt: skip
+    assert code == 0, err[-3000:]
     result = json.loads(out.read_text())
     assert result["num_samples"] == 8 and result["mode"] == "tf" and result["generator"]["step"] == 4
     assert result["reference"]["kind"] == "dataset" and result["reference"]["n"] == 16
     assert result["fid8"] > 0
-    assert "fid8" in proc.stdout
+    assert "fid8" in stdout
     # the saved reference file is accepted as ref=PATH and gives the same FID
-    proc = _py(["scripts/evaluate.py", f"run={run}", "num_samples=8", "batch_size=8", f"ref={tmp_path / 'ref.npz'}",
-                f"metrics.inception_weights={weights}", f"out={tmp_path / 'eval2.json'}"], tmp_path)  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    code, _, err = run_script(capsys, "evaluate.py", f"run={run}", "num_samples=8", "batch_size=8", f"ref={tmp_path / 'ref.npz'}",
+                              f"metrics.inception_weights={weights}", f"out={tmp_path / 'eval2.json'}")  # fmt: skip
+    assert code == 0, err[-3000:]
     assert json.loads((tmp_path / "eval2.json").read_text())["fid8"] == pytest.approx(result["fid8"], rel=1e-9)
+    assert asked[1:] == [("tf", str(weights))] * 2
 
 
-def test_training_without_inception_weights_warns_and_continues(tmp_path):
+def test_training_without_inception_weights_warns_and_continues(tmp_path, monkeypatch):
     run = tmp_path / "run"
     # no weights file, no cache, no network (a proxy that refuses): one warning, training goes on
-    proc = _py(["scripts/train_gan.py", *TINY_RUN, "train.kimg=0.016", f"hydra.run.dir={run}",
-                "metrics.fid.every_kimg=0.008", "metrics.fid.num_samples=8"], tmp_path,
-               {"https_proxy": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9"})  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "FID tracking is off" in proc.stderr and "metrics.inception_weights" in proc.stderr
+    for name, value in (("TORCH_HOME", tmp_path / "torch_home"), ("MAXVIT_GAN_CACHE", tmp_path / "cache"),
+                        ("https_proxy", "http://127.0.0.1:9"), ("HTTPS_PROXY", "http://127.0.0.1:9")):  # fmt: skip
+        monkeypatch.setenv(name, str(value))
+    cfg = run_config(run, *TINY_RUN, "train.kimg=0.016", "metrics.fid.every_kimg=0.008", "metrics.fid.num_samples=8")
+    with pytest.warns(UserWarning, match="FID tracking is off") as caught:
+        fresh_trainer(cfg).train()
+    assert any("FID tracking is off" in str(w.message) and "metrics.inception_weights" in str(w.message) for w in caught)
     assert (run / "generator_ema.safetensors").is_file()
 
 
-def test_evaluate_errors_name_the_problem(tmp_path, weights):
-    proc = _py(["scripts/evaluate.py", f"run={tmp_path / 'nope'}", f"metrics.inception_weights={weights}"], tmp_path)
-    assert proc.returncode != 0 and "generator_ema.safetensors" in proc.stderr
+def test_evaluate_errors_name_the_problem(tmp_path, inception, capsys):
+    weights, _ = inception
+    code, _, err = run_script(capsys, "evaluate.py", f"run={tmp_path / 'nope'}", f"metrics.inception_weights={weights}")
+    assert code != 0 and "generator_ema.safetensors" in err
 
 
 # --------------------------------------------------------------------------- in process, a small feature network
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from metrics_helpers import TinyExtractor  # noqa: E402
-from PIL import Image  # noqa: E402
-from safetensors.torch import save_file  # noqa: E402
-
-from maxvit_gan.config import EvalMetricsConfig, EvaluateConfig  # noqa: E402
-from maxvit_gan.evaluation import evaluate  # noqa: E402
-from maxvit_gan.metrics import compute_dataset_stats, frechet_distance  # noqa: E402
-from maxvit_gan.models import Generator, GeneratorConfig, save_generator  # noqa: E402
 
 
 def _tiny_generator(num_classes=3, seed=1):

@@ -1,46 +1,26 @@
-"""Fault injection on datasets: symbolic-link loops, broken dataset.json labels, corrupt images
-in a zip (counted in the log and metrics.jsonl), a flat folder with a thumbnails subfolder."""
+"""Fault injection, subject: training data. What belongs here: what a dataset folder or zip can
+hold that breaks training: symbolic-link loops, broken dataset.json labels, corrupt images in a
+zip (counted in the log and metrics.jsonl), a flat folder with a thumbnails subfolder, an empty
+folder. (Generator files given to sampling and evaluation: test_faults_files.py.)"""
 
 from __future__ import annotations
 
 import io
 import json
 import os
-import signal
 import zipfile
-from contextlib import contextmanager
 
 import numpy as np
 import pytest
+from fault_utils import deadline
 from PIL import Image
-from train_utils import fresh_trainer, run_config
+from train_utils import fresh_trainer, run_config, run_script
 
 from maxvit_gan.config import DataConfig
 from maxvit_gan.data import ImageFolderDataset, ZipDataset, build_dataset
 from maxvit_gan.data.datasets import list_image_files
 from maxvit_gan.data.prepare import prepare_dataset
 from maxvit_gan.rundir import RunDir
-
-
-class DeadlineExceeded(BaseException):
-    pass
-
-
-@contextmanager
-def deadline(seconds: int):
-    """Fail (instead of hanging the suite) when the body takes longer than ``seconds``. The
-    error is a BaseException: code under test that catches Exception cannot swallow it."""
-
-    def expired(*_):
-        raise DeadlineExceeded(f"still running after {seconds}s")
-
-    old = signal.signal(signal.SIGALRM, expired)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
 
 
 def _png(path, seed, size=12):
@@ -195,3 +175,13 @@ def test_a_stray_image_next_to_class_folders_is_a_warning_naming_what_is_trained
     with pytest.warns(UserWarning, match=r"training on the 6 images of 2 class folders; the 1 image\(s\) at the top level"):
         ds = ImageFolderDataset(str(classes), resolution=8)
     assert len(ds) == 6 and ds.num_classes == 2
+
+
+def test_empty_folder_is_an_error_before_training(tmp_path, capsys):
+    """scripts/train_gan.py (in this process) on an empty image folder: an error naming it, no checkpoint."""
+    (tmp_path / "empty").mkdir()
+    code, stdout, stderr = run_script(capsys, "train_gan.py", f"hydra.run.dir={tmp_path / 'r'}", "experiment=smoke",
+                                      "data=folder", f"data.path={tmp_path / 'empty'}")  # fmt: skip
+    assert code != 0
+    assert str(tmp_path / "empty") in stderr + stdout
+    assert not (tmp_path / "r" / "checkpoints").exists()

@@ -1,47 +1,24 @@
-"""Fault injection on generator files (untrusted input to sampling and evaluation): configs that
-ask for huge models, truncated or damaged weights, weights that do not fit their config, and a
-seed range too large to hold in memory. Every failure is one line, fast, and allocates nothing big."""
+"""Fault injection, subject: generator files, untrusted input to sampling and evaluation. What
+belongs here: a config.json or .safetensors metadata that asks for a huge model, truncated or
+damaged weights, weights that do not fit their config, a seed range too large to hold in memory.
+Every failure is one line, fast, and allocates nothing big. (Training data: test_faults_data.py;
+training checkpoints: test_faults_checkpoints.py.)"""
 
 from __future__ import annotations
 
 import json
-import runpy
-import signal
-import sys
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import torch
+from fault_utils import deadline
+from train_utils import run_script
 
 from maxvit_gan.config import SampleConfig
 from maxvit_gan.loading import load_generator
 from maxvit_gan.models import Generator, GeneratorConfig, save_generator
 from maxvit_gan.sampling import run_sample
 from maxvit_gan.sampling.parse import MAX_SEEDS, parse_seeds
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-class DeadlineExceeded(BaseException):
-    pass
-
-
-@contextmanager
-def deadline(seconds: int):
-    """Fail (instead of hanging the suite) when the body takes longer than ``seconds``. The
-    error is a BaseException: code under test that catches Exception cannot swallow it."""
-
-    def expired(*_):
-        raise DeadlineExceeded(f"still running after {seconds}s")
-
-    old = signal.signal(signal.SIGALRM, expired)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
 
 
 @pytest.fixture(scope="module")
@@ -114,11 +91,8 @@ def test_sample_script_on_a_truncated_file_prints_one_error_line(tmp_path, G, mo
     save_generator(G, path)
     path.write_bytes(path.read_bytes()[:1000])
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys, "argv", ["sample.py", f"run={path}", "seeds=0-3", f"out={tmp_path / 'o.png'}"])
-    with pytest.raises(SystemExit) as exc:
-        runpy.run_path(str(ROOT / "scripts/sample.py"), run_name="__main__")
-    err = capsys.readouterr().err
-    assert exc.value.code != 0 and "Traceback" not in err
+    code, _, err = run_script(capsys, "sample.py", f"run={path}", "seeds=0-3", f"out={tmp_path / 'o.png'}")
+    assert code != 0 and "Traceback" not in err
     errors = [line for line in err.splitlines() if line.startswith("ERROR:")]
     assert len(errors) == 1 and f"{path}: not a readable safetensors file" in errors[0], err
 

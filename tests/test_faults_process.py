@@ -1,6 +1,8 @@
-"""Fault injection with real processes: two trainers on one run directory, kill -9 then
-resume, SIGTERM to the `accelerate launch` process, a rank killed in a 2-process run, and a
-2-machine run on localhost. Every wait is bounded; every process started is killed at the end."""
+"""Fault injection, subject: processes, signals and locks. What belongs here: two trainers on one
+run directory (the lock), kill -9 then resume, SIGTERM to the trainer or to the `accelerate launch`
+process, a rank killed in a 2-process run, a 2-machine run on localhost, and the lock itself in
+process. Real processes where the process is the point: every wait is bounded; every process
+started is killed at the end."""
 
 from __future__ import annotations
 
@@ -12,9 +14,19 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import psutil
 import pytest
+from train_utils import (
+    ACCELERATE_LAUNCH,
+    ONE_PROCESS,
+    ROOT,
+    TWO_PROCESSES,
+    fresh_trainer,
+    run_config,
+    subprocess_env,
+)
 
 from maxvit_gan import checkpoint as ckpt
 from maxvit_gan.checkpoint import checkpoint_step
@@ -22,29 +34,13 @@ from maxvit_gan.rundir import RunDir
 
 LOCK = "train.lock"  # maxvit_gan.rundir.LOCK_FILE, spelled out: these tests also ran against the code before the lock
 
-ROOT = Path(__file__).resolve().parents[1]
-ACCELERATE = [sys.executable, "-m", "accelerate.commands.launch"]
-ONE_PROC = ["--num_processes", "1", "--cpu", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
-TWO_PROCS = [
-    "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
-    "--dynamo_backend", "no", "--main_process_port", "0",
-]  # fmt: skip
 # a long run (stopped by the test): a tick per step, a checkpoint every 4 steps
 LONG = ["experiment=smoke", "train.kimg=100", "train.tick_kimg=0.008", "train.checkpoint_kimg=0.032",
         "train.grid_kimg=100", "train.log_with=none", "data.shapes_num_images=64"]  # fmt: skip
 
-pytestmark = pytest.mark.slow
-
-
-def _env(two_procs=False):
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT), MAXVIT_GAN_CPU_THREADS="1")
-    if two_procs:
-        env["ACCELERATE_USE_CPU"] = "1"
-    return env
-
 
 def _start(cmd, two_procs=False) -> subprocess.Popen:
-    return subprocess.Popen(cmd, cwd=ROOT, env=_env(two_procs), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(cmd, cwd=ROOT, env=subprocess_env(two_procs), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 def _script(run: Path, *args) -> list[str]:
@@ -101,28 +97,50 @@ def _holder_pid(run: Path) -> int | None:
 # ----------------------------------------------------------------------------- the run-directory lock
 
 
-def test_a_second_trainer_on_a_busy_run_dir_fails_at_once_naming_the_holder(tmp_path):
-    run = tmp_path / "run"
+@pytest.fixture(scope="module")
+def busy_run(tmp_path_factory):
+    """A trainer (seed 0, scripts/train_gan.py) with a second one (seed 1, resume=auto) started on its
+    run directory after two ticks; then SIGTERM to the first. What each process did, for the two
+    tests below (one trainer serves both: the second trainer's refusal and the first one's stop)."""
+    run = tmp_path_factory.mktemp("busy") / "run"
     first = _start(_script(run, "seed=0"))
     try:
         _wait(lambda: len(_steps(run)) >= 2, 120, "the first trainer's ticks", [first])
         # it must not wait for the lock: a hang ends in TimeoutExpired, not in a speed verdict
-        second = subprocess.run(_script(run, "seed=1", "resume=auto"), cwd=ROOT, env=_env(), capture_output=True,
+        second = subprocess.run(_script(run, "seed=1", "resume=auto"), cwd=ROOT, env=subprocess_env(), capture_output=True,
                                 text=True, timeout=120)  # fmt: skip
-        assert second.returncode != 0
-        out = second.stdout + second.stderr
-        assert f"is in use by another trainer: pid {first.pid} " in out, out[-3000:]
-        assert RunDir(run).read_config()["seed"] == 0  # its config was not overwritten
+        seed_after_second = RunDir(run).read_config()["seed"]
         first.send_signal(signal.SIGTERM)
         out, _ = first.communicate(timeout=120)
-        assert first.returncode == 0, out[-3000:]
     finally:
         _kill_tree(first)
+    return SimpleNamespace(run=run, first=first, first_out=out, second=second, seed_after_second=seed_after_second)
+
+
+@pytest.mark.slow
+def test_a_second_trainer_on_a_busy_run_dir_fails_at_once_naming_the_holder(busy_run):
+    run, first, second = busy_run.run, busy_run.first, busy_run.second
+    assert second.returncode != 0
+    out = second.stdout + second.stderr
+    assert f"is in use by another trainer: pid {first.pid} " in out, out[-3000:]
+    assert busy_run.seed_after_second == 0  # its config was not overwritten
+    assert first.returncode == 0, busy_run.first_out[-3000:]
     steps = _steps(run)
     assert steps == list(range(1, len(steps) + 1))  # one run's lines, in order
     assert not (run / LOCK).exists()  # released at the end
 
 
+@pytest.mark.slow
+def test_sigterm_saves_and_exits_cleanly(busy_run):
+    """SIGTERM to the trainer (no launcher): it finishes the step, saves and exits 0."""
+    out = busy_run.first_out
+    assert busy_run.first.returncode == 0, out[-3000:]
+    assert "Stop requested" in out
+    state = json.loads((ckpt.latest_checkpoint(busy_run.run / "checkpoints") / "train_state.json").read_text())
+    assert 0 < state["step"] < 100000 / 8
+
+
+@pytest.mark.slow
 def test_kill_9_then_resume_auto_takes_the_stale_lock_and_logs_each_step_once(tmp_path):
     run = tmp_path / "run"
     first = _start(_script(run))
@@ -139,7 +157,7 @@ def test_kill_9_then_resume_auto_takes_the_stale_lock_and_logs_each_step_once(tm
     logged = max(_steps(run))
     stale_holder = _holder_pid(run)  # the lock file is left behind by the kill
     kimg = (logged + 2) * 8 / 1000
-    second = subprocess.run(_script(run, "resume=auto", f"train.kimg={kimg}"), cwd=ROOT, env=_env(),
+    second = subprocess.run(_script(run, "resume=auto", f"train.kimg={kimg}"), cwd=ROOT, env=subprocess_env(),
                             capture_output=True, text=True, timeout=300)  # fmt: skip
     out = second.stdout + second.stderr
     assert second.returncode == 0, out[-4000:]
@@ -149,9 +167,10 @@ def test_kill_9_then_resume_auto_takes_the_stale_lock_and_logs_each_step_once(tm
     assert stale_holder == first.pid and f"taking over a stale lock: its holder, pid {first.pid}" in out
 
 
+@pytest.mark.slow
 def test_sigterm_to_the_launcher_stops_and_saves_the_trainer(tmp_path):
     run = tmp_path / "run"
-    launcher = _start([*ACCELERATE, *ONE_PROC, *_script(run)[1:]])
+    launcher = _start([*ACCELERATE_LAUNCH, *ONE_PROCESS, *_script(run)[1:]])
     trainer_pid = None
     try:
         _wait(lambda: len(_steps(run)) >= 2, 180, "the trainer's ticks", [launcher])
@@ -171,12 +190,13 @@ def test_sigterm_to_the_launcher_stops_and_saves_the_trainer(tmp_path):
 
 
 def _worker(run: Path, out: Path, *args) -> list[str]:
-    return ["tests/_fault_worker.py", str(out), *LONG, f"run_dir={run}", *args]
+    return [str(ROOT / "tests" / "_fault_worker.py"), str(out), *LONG, f"run_dir={run}", *args]
 
 
+@pytest.mark.slow
 def test_a_killed_rank_ends_the_other_within_a_bounded_time(tmp_path):
     run, out = tmp_path / "run", tmp_path / "w"
-    launcher = _start([*ACCELERATE, *TWO_PROCS, *_worker(run, out)], two_procs=True)
+    launcher = _start([*ACCELERATE_LAUNCH, *TWO_PROCESSES, *_worker(run, out)], two_procs=True)
     pids = {}
     try:
         _wait(lambda: (out / "pid1").exists() and (out / "pid0").exists() and len(_steps(run)) >= 2, 240,
@@ -205,9 +225,9 @@ def _two_machines(run: Path, out: Path, *args) -> list[subprocess.CompletedProce
     port = _free_port()
     procs = []
     for rank in (0, 1):
-        cmd = [*ACCELERATE, "--multi_gpu", "--num_processes", "2", "--num_machines", "2", "--machine_rank", str(rank),
+        cmd = [*ACCELERATE_LAUNCH, "--multi_gpu", "--num_processes", "2", "--num_machines", "2", "--machine_rank", str(rank),
                "--main_process_ip", "127.0.0.1", "--main_process_port", str(port), "--mixed_precision", "no",
-               "--dynamo_backend", "no", "tests/_train_worker.py", str(out), *args, f"run_dir={run}"]  # fmt: skip
+               "--dynamo_backend", "no", str(ROOT / "tests" / "_train_worker.py"), str(out), *args, f"run_dir={run}"]  # fmt: skip
         procs.append(_start(cmd, two_procs=True))
     try:
         outs = [p.communicate(timeout=300)[0] for p in procs]
@@ -219,6 +239,7 @@ def _two_machines(run: Path, out: Path, *args) -> list[subprocess.CompletedProce
     return outs
 
 
+@pytest.mark.slow
 def test_two_machines_on_localhost_train_and_resume(tmp_path):
     from safetensors.torch import load_file
 
@@ -231,3 +252,23 @@ def test_two_machines_on_localhost_train_and_resume(tmp_path):
     assert all((r0[k] == r1[k]).all() for k in r0)  # the two machines agree
     assert _steps(run) == [2, 4, 6]
     assert [p.name for p in ckpt.list_checkpoints(run / "checkpoints")] == ["step-000000004", "step-000000006"]
+
+
+# ----------------------------------------------------------------------------- the lock, in process
+
+
+def test_a_held_lock_refuses_a_second_trainer_and_a_dead_holders_lock_is_taken_over(tmp_path):
+    from maxvit_gan.training.lock import RunDirLockedError, RunLock
+
+    holder = RunLock(tmp_path / "train.lock")
+    holder.acquire()
+    with pytest.raises(RunDirLockedError, match=rf"in use by another trainer: pid {os.getpid()} \(this process\)"):
+        fresh_trainer(run_config(tmp_path, "train.kimg=0.008"))
+    holder.release()
+    assert not (tmp_path / "train.lock").exists()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (tmp_path / "train.lock").write_text(json.dumps({"pid": int(dead.stdout), "host": socket.gethostname(), "time": 0}))
+    with pytest.warns(UserWarning, match=rf"taking over a stale lock: its holder, pid {int(dead.stdout)} "):
+        t = fresh_trainer(run_config(tmp_path, "train.kimg=0.008"))
+    t.train()
+    assert not (tmp_path / "train.lock").exists()  # released at the end of train()

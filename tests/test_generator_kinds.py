@@ -1,6 +1,7 @@
 """The generator kinds of the quality benchmark (model.generator.arch) and the ICNR upsampler:
 each trains, checkpoints, resumes bit-exactly and samples through the product's own paths."""
 
+import shutil
 from dataclasses import replace
 
 import pytest
@@ -77,9 +78,12 @@ def test_generator_kind_trains_resumes_bit_exact_and_samples(tmp_path, arch):
     keys = [*FAST, *DEMO_G, f"model.generator.arch={arch}", "model.generator.upsample=icnr", "loss.class_weight=0.3"]
     straight = fresh_trainer(run_config(tmp_path / "straight", *keys))
     straight.train()
-    fresh_trainer(run_config(tmp_path / "halves", *keys, "train.kimg=0.032")).train()
+    # the first half: the straight run's own step-4 checkpoint (nothing before step 4 depends on
+    # train.kimg); resuming a checkpoint that ended a run: tests/test_train.py, one process
+    shutil.copytree(tmp_path / "straight", tmp_path / "halves", ignore=shutil.ignore_patterns("step-000000008"))
     resumed = fresh_trainer(run_config(tmp_path / "halves", *keys, "resume=auto"))
     resumed.train()
+    assert resumed.resume_choice.path.name == "step-000000004"
     assert resumed.state["step"] == straight.state["step"] == 8
     a, b = _state(straight), _state(resumed)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

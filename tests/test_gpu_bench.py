@@ -3,23 +3,20 @@ and it refuses cleanly where it cannot run. Subprocesses, as a user runs it."""
 
 import json
 import math
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
+from train_utils import ROOT, subprocess_env
 
-ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "gpu.py"
 SECTIONS = ["env", "models:tiny", "maxsa", "sdpa", "trainer", "speed_gen:tiny", "speed_train:tiny", "fid",
             "speed_compile:tiny"]  # fmt: skip
 
 
 def _run(args, cwd, timeout):
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
-    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, env=env, cwd=cwd,
+    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, env=subprocess_env(), cwd=cwd,
                           timeout=timeout)  # fmt: skip
 
 

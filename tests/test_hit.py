@@ -5,17 +5,14 @@ numbers of scripts/hit_table.py (docs/hit.md)."""
 import json
 import runpy
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
 from PIL import Image
-from train_utils import fresh_trainer
+from train_utils import ROOT, fresh_trainer
 
-from maxvit_gan.config import CONFIG_DIR, SampleConfig, register_configs
+from maxvit_gan.config import SampleConfig, compose
 from maxvit_gan.data.prepare import prepare_dataset
 from maxvit_gan.models import (
     Discriminator,
@@ -27,7 +24,6 @@ from maxvit_gan.models import (
 from maxvit_gan.models.generator import PixelMLP
 from maxvit_gan.sampling.command import run_sample
 
-ROOT = Path(__file__).resolve().parents[1]
 # HiT-B in HiT's official code (models/generators.py), by output size: widths, blocks, heads per
 # stage (8 px up), block size (None = attention-free stage)
 HIT_B = {
@@ -37,19 +33,13 @@ HIT_B = {
 HIT_D = {128: 23.88e6, 256: 24.00e6}  # HiT's StyleGANDiscriminator, channel multiplier 1
 
 
-def _compose(*overrides):
-    register_configs()
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        return OmegaConf.to_object(compose(config_name="train", overrides=list(overrides)))
-
-
 def _count(module):
     return sum(p.numel() for p in module.parameters())
 
 
 @pytest.mark.parametrize("resolution", [128, 256])
 def test_imagenet_experiment_has_hit_b_layout_and_hits_discriminator(resolution):
-    cfg = _compose(f"experiment=imagenet{resolution}")
+    cfg = compose("train", [f"experiment=imagenet{resolution}"])
     g, d = resolve_model_configs(cfg.model, cfg.data.resolution)
     widths, depths, heads, patch = HIT_B[resolution]
     assert (g.channels, g.depths, g.num_heads, g.z_dim) == (widths, depths, heads, 256)
@@ -143,7 +133,7 @@ def test_imagenet128_experiment_runs_end_to_end(tmp_path):
     """The flagship config, as is, for 2 steps of batch 2 on a prepared zip: train, checkpoint, sample."""
     t0 = time.perf_counter()
     run = tmp_path / "run"
-    cfg = _compose(
+    cfg = compose("train", [
         "experiment=imagenet128",
         f"data.path={_tiny_zip(tmp_path)}",
         "data.num_workers=0",
@@ -158,7 +148,7 @@ def test_imagenet128_experiment_runs_end_to_end(tmp_path):
         "train.grid_cols=2",
         "train.log_with=none",
         "metrics.fid.every_kimg=0",
-    )
+    ])  # fmt: skip
     cfg.run_dir = str(run)
     trainer = fresh_trainer(cfg)
     trainer.train()

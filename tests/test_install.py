@@ -16,8 +16,8 @@ import sysconfig
 from pathlib import Path
 
 import pytest
+from train_utils import ROOT, subprocess_env
 
-ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ("pyproject.toml", "README.md", "LICENSE", "maxvit_gan")
 
 
@@ -37,7 +37,7 @@ def venv(tmp_path_factory):
             shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         else:
             shutil.copy2(ROOT / name, src / name)
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    env = {k: v for k, v in subprocess_env().items() if k not in ("PYTHONPATH", "PYTHONHOME")}  # not the checkout's code
     _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q",
           "-w", str(tmp / "dist"), str(src)], tmp, env)  # fmt: skip
     wheel = next((tmp / "dist").glob("maxvit_gan-*.whl"))
@@ -51,7 +51,7 @@ def venv(tmp_path_factory):
     _run([str(python), "-m", "pip", "install", "--no-deps", "--no-index", "--ignore-installed", "-q", str(wheel)], tmp, env)
     work = tmp / "work"
     work.mkdir()
-    env.update(OMP_NUM_THREADS="1", MAXVIT_GAN_CPU_THREADS="1", PATH=f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}")
+    env.update(PATH=f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}")
     return python, work, env
 
 

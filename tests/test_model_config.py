@@ -1,14 +1,11 @@
 """`model.*` from YAML down to the module constructors: one name per setting, presets, experiments."""
 
-from dataclasses import fields
-from pathlib import Path
+from dataclasses import asdict, fields
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
 
-from maxvit_gan.config import register_configs
+from maxvit_gan.config import compose
 from maxvit_gan.models import (
     PRESETS,
     Discriminator,
@@ -20,8 +17,6 @@ from maxvit_gan.models import (
     resolve_model_configs,
 )
 from maxvit_gan.models.config import DATA_FIELDS
-
-CONF = Path(__file__).resolve().parents[1] / "maxvit_gan" / "conf"
 
 # Exact parameter counts (G, D) of each preset and resolution, unconditional, as the code built
 # them before the model settings were renamed (the README table, scripts/param_table.py, rounds them).
@@ -69,9 +64,7 @@ DISCRIMINATOR_VALUES = dict(
 
 
 def _compose(*overrides):
-    register_configs()
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose(config_name="train", overrides=list(overrides))
+    return compose("train", overrides)
 
 
 def _override(key, value):
@@ -94,7 +87,7 @@ def test_every_model_field_is_settable_from_the_command_line():
     assert set(DISCRIMINATOR_VALUES) == settable["discriminator"]
     overrides = [_override(f"model.generator.{k}", v) for k, v in GENERATOR_VALUES.items()]
     overrides += [_override(f"model.discriminator.{k}", v) for k, v in DISCRIMINATOR_VALUES.items()]
-    cfg = OmegaConf.to_object(_compose("experiment=smoke", *overrides))
+    cfg = _compose("experiment=smoke", *overrides)
     g, d = build_models(cfg.model, cfg.data.resolution, num_classes=4, d_class_head=True)
     for key, value in GENERATOR_VALUES.items():
         assert getattr(g.config, key) == value, key
@@ -145,14 +138,14 @@ def test_presets_use_the_config_field_names():
 
 @pytest.mark.parametrize("preset, resolution", sorted(PARAMS))
 def test_presets_resolve_to_the_same_architectures(preset, resolution):
-    cfg = OmegaConf.to_object(_compose(f"model={preset}", "experiment=smoke", f"data.resolution={resolution}"))
+    cfg = _compose(f"model={preset}", "experiment=smoke", f"data.resolution={resolution}")
     g, d = resolve_model_configs(cfg.model, cfg.data.resolution)
     assert (g.resolution, d.resolution) == (resolution, resolution)
     assert _meta_counts(g, d) == PARAMS[preset, resolution]
 
 
 def test_default_experiment_resolves_to_the_same_architecture():
-    cfg = OmegaConf.to_object(_compose("experiment=shapes_cpu"))  # = the default's recipe=auto on shapes: test_recipe.py
+    cfg = _compose("experiment=shapes_cpu")  # = the default, recipe=auto, on the shapes: test_recipe.py
     assert cfg.experiment == "shapes_cpu"
     g, d = resolve_model_configs(cfg.model, cfg.data.resolution, cfg.data.shapes_num_classes, d_class_head=True)
     assert (g.channels, g.window_sizes, g.grid_sizes, g.upsample) == ([64, 64, 32], [4, 4, 0], [2, 4, 0], "bilinear")
@@ -168,7 +161,7 @@ def test_imagenet_experiments_share_one_recipe():
         "imagenet@256": ["experiment=imagenet", "data.resolution=256"],
         "imagenet": ["experiment=imagenet"],
     }.items():
-        resolved[name] = OmegaConf.to_container(_compose(*overrides), resolve=True)
+        resolved[name] = asdict(_compose(*overrides))
     a, b = resolved["imagenet128"], resolved["imagenet256"]
     assert (a["experiment"], a["data"]["resolution"]) == ("imagenet128", 128)
     assert (b["experiment"], b["data"]["resolution"]) == ("imagenet256", 256)
@@ -178,5 +171,5 @@ def test_imagenet_experiments_share_one_recipe():
     assert a["model"]["preset"] == "hit_b" and a["data"]["name"] == "zip" and a["train"]["batch_size"] == 256
     # the recipe reaches the models: HiT-B's layout and HiT's discriminator (tests/test_hit.py)
     for name, res in (("imagenet128", 128), ("imagenet256", 256)):
-        cfg = OmegaConf.to_object(_compose(f"experiment={name}"))
+        cfg = _compose(f"experiment={name}")
         assert _meta_counts(*resolve_model_configs(cfg.model, cfg.data.resolution)) == PARAMS["hit_b", res]

@@ -13,8 +13,8 @@ from pathlib import Path
 import nbformat
 import pytest
 from nbclient import NotebookClient
+from train_utils import ROOT, subprocess_env
 
-ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "quickstart.ipynb"
 MIN_FIGURES = 4  # grid, truncation, losses, attention
 
@@ -52,9 +52,11 @@ def test_notebook_is_committed_executed_with_its_pictures():
 
 
 def test_notebook_runs_top_to_bottom(tmp_path, monkeypatch):
-    monkeypatch.setenv("QUICKSTART_RUN_DIR", str(tmp_path / "run"))
-    monkeypatch.setenv("PYTHONPATH", str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    env = subprocess_env(QUICKSTART_RUN_DIR=str(tmp_path / "run"))  # the kernel's environment is this process's
+    for name in set(os.environ) - set(env):
+        monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
     monkeypatch.delenv("MPLBACKEND", raising=False)  # the inline backend draws the figures
     nb = nbformat.read(NOTEBOOK, as_version=4)
     for cell in nb.cells:  # run what the source says, not what was committed

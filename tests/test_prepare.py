@@ -13,12 +13,11 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from train_utils import ROOT, run_script, subprocess_env
 
 from maxvit_gan.data import ZipDataset, dataset_content_hash
 from maxvit_gan.data import prepare as prepare_mod
 from maxvit_gan.data.prepare import format_report, prepare_dataset
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _smooth(rng, w, h):
@@ -154,41 +153,19 @@ def test_prepare_errors(tmp_path):
     assert not (tmp_path / "y.zip").exists()
 
 
-def test_script_end_to_end(source, tmp_path):
+def test_script_end_to_end(source, tmp_path, monkeypatch, capsys):
     dest = tmp_path / "cli" / "set64.zip"
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=REPO)
     proc = subprocess.run(
-        [
-            sys.executable,
-            os.path.join(REPO, "scripts", "prepare_dataset.py"),
-            f"source={source}",
-            f"dest={dest}",
-            "resolution=64",
-            "workers=2",
-        ],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+        [sys.executable, str(ROOT / "scripts" / "prepare_dataset.py"), f"source={source}", f"dest={dest}", "resolution=64",
+         "workers=2"],
+        cwd=tmp_path, env=subprocess_env(), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "skipped 1 unreadable" in proc.stdout and "cat/c_corrupt.jpg" in proc.stdout
     assert "wrote 6 images (64x64, 2 classes" in proc.stdout
     assert ZipDataset(str(dest)).resolution == 64
     assert not (tmp_path / "outputs").exists()  # Hydra writes no run directory for this tool
-    # a missing mandatory key is a clear error
-    proc = subprocess.run(
-        [
-            sys.executable,
-            os.path.join(REPO, "scripts", "prepare_dataset.py"),
-            f"source={source}",
-            "resolution=64",
-        ],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode != 0 and "dest" in proc.stderr + proc.stdout
+    # a missing mandatory key is a clear error (the script in this process)
+    monkeypatch.chdir(tmp_path)
+    code, stdout, stderr = run_script(capsys, "prepare_dataset.py", f"source={source}", "resolution=64")
+    assert code != 0 and "dest" in stderr + stdout

@@ -4,13 +4,11 @@ trainer. Quality numbers themselves live in benchmarks/RESULTS.md, never in test
 import ast
 import importlib.util
 import sys
-from pathlib import Path
 
 import pytest
 import torch
-from train_utils import fresh_trainer, run_config
+from train_utils import ROOT, fresh_trainer, run_config
 
-ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "benchmarks" / "quality_shapes.py"
 
 

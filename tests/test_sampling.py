@@ -2,17 +2,16 @@
 
 import hashlib
 import json
-import os
 import subprocess
 import sys
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 from safetensors.torch import save_file
+from train_utils import ROOT, run_script, subprocess_env
 
 from maxvit_gan import load_generator
 from maxvit_gan.config import SampleConfig
@@ -30,7 +29,6 @@ from maxvit_gan.sampling import (
     truncated_normal,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
 R = 16  # image side of the test generators
 
 
@@ -64,10 +62,6 @@ def run_dir(tmp_path, Gc):
     }
     save_file(perturbed, str(run / "checkpoints" / "step-000000010" / "ema.safetensors"))
     return run
-
-
-def _env():
-    return dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
 
 
 def _cell(img: Image.Image, r: int, c: int, pad: int = 0) -> np.ndarray:
@@ -355,7 +349,7 @@ def test_export_then_load_in_a_fresh_process(tmp_path, Gc):
     assert config["metadata"]["class_names"] == ["a", "b", "c"]
     ours = generate_images(Gc, list(range(6)), [0, 1, 2, 0, 1, 2], truncation=0.7, batch_size=6).numpy()
     out = tmp_path / "fresh.npy"
-    proc = subprocess.run([sys.executable, "-c", _FRESH, str(export), str(out)], env=_env(), capture_output=True,
+    proc = subprocess.run([sys.executable, "-c", _FRESH, str(export), str(out)], env=subprocess_env(), capture_output=True,
                           text=True, timeout=120)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert np.array_equal(np.load(out), ours)
@@ -406,46 +400,31 @@ def test_metadata_survives_load_and_save(tmp_path, run_dir):
 # --------------------------------------------------------------------------- the script
 
 
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
-    run = tmp_path_factory.mktemp("smoke") / "run"
-    cmd = [sys.executable, "scripts/train_gan.py", "experiment=smoke", "train.kimg=0.016", "train.tick_kimg=0.016",
-           "train.grid_kimg=1", "train.checkpoint_kimg=0.016", "train.log_with=none", f"hydra.run.dir={run}"]  # fmt: skip
-    proc = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return run
-
-
-def test_script_on_a_smoke_run(tmp_path, smoke_run):
+def test_script_on_a_smoke_run(tmp_path, smoke_run, monkeypatch, capsys):
+    """scripts/sample.py (in this process) on conftest.smoke_run, from an empty working directory."""
+    monkeypatch.chdir(tmp_path)
     out = tmp_path / "grid.png"
-    cmd = [sys.executable, str(ROOT / "scripts/sample.py"), f"run={smoke_run}", "seeds=0-15", "truncation=0.7",
-           f"out={out}"]  # fmt: skip
-    proc = subprocess.run(cmd, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "row 1: class 1 (square)" in proc.stdout and f"wrote {out}" in proc.stdout
+    code, stdout, err = run_script(capsys, "sample.py", f"run={smoke_run.path}", "seeds=0-15", "truncation=0.7", f"out={out}")
+    assert code == 0, err[-3000:]
+    assert "row 1: class 1 (square)" in stdout and f"wrote {out}" in stdout
     assert Image.open(out).size == (4 * 32, 4 * 32)  # the smoke run is 32 px
     assert not (tmp_path / "outputs").exists()  # no Hydra output folder
     # the same as the library call, byte for byte; a checkpoint of the run loads too
-    run_sample(SampleConfig(run=str(smoke_run), seeds="0-15", truncation=0.7, out=str(tmp_path / "lib.png")))
+    run_sample(SampleConfig(run=str(smoke_run.path), seeds="0-15", truncation=0.7, out=str(tmp_path / "lib.png")))
     assert (tmp_path / "lib.png").read_bytes() == out.read_bytes()
     paths = run_sample(
-        SampleConfig(run=str(smoke_run), checkpoint="latest", seeds="0-1", outdir=str(tmp_path / "o"))
+        SampleConfig(run=str(smoke_run.path), checkpoint="latest", seeds="0-1", outdir=str(tmp_path / "o"))
     )
     assert len(paths) == 2
 
 
 def test_script_error_is_one_clear_line(tmp_path, run_dir, monkeypatch, capsys):
     """The script's error path, in-process (Hydra runs the same way; saves a subprocess start)."""
-    import runpy
-
     cwd = tmp_path / "cwd"
     cwd.mkdir()
     monkeypatch.chdir(cwd)
-    monkeypatch.setattr(sys, "argv", ["sample.py", f"run={run_dir}", "classes=7"])
-    with pytest.raises(SystemExit) as exc:
-        runpy.run_path(str(ROOT / "scripts/sample.py"), run_name="__main__")
-    assert exc.value.code == 2
-    err = capsys.readouterr().err
+    code, _, err = run_script(capsys, "sample.py", f"run={run_dir}", "classes=7")
+    assert code == 2
     assert "ERROR: classes: [7] out of range: the generator has 3 classes" in err and "Traceback" not in err
     assert not list(cwd.iterdir())  # nothing written, no Hydra output folder
 
@@ -453,8 +432,9 @@ def test_script_error_is_one_clear_line(tmp_path, run_dir, monkeypatch, capsys):
 def test_sample_reproduces_the_grid_saved_during_training(tmp_path, smoke_run):
     """One grid sampler: `maxvit-gan sample` of the final checkpoint, seeds 0..15 in 4 rows, is the
     last training grid byte for byte (smoke: grid_rows = grid_cols = 4)."""
-    grids = sorted((smoke_run / "samples").glob("fakes*.png"))
-    run_sample(SampleConfig(run=str(smoke_run), checkpoint="latest", seeds="0-15", rows=4, out=str(tmp_path / "s.png")))
+    grids = sorted((smoke_run.path / "samples").glob("fakes*.png"))
+    run = str(smoke_run.path)
+    run_sample(SampleConfig(run=run, checkpoint="latest", seeds="0-15", rows=4, out=str(tmp_path / "s.png")))
     assert (tmp_path / "s.png").read_bytes() == grids[-1].read_bytes()
-    run_sample(SampleConfig(run=str(smoke_run), seeds="0-15", rows=4, truncation=0.5, out=str(tmp_path / "t.png")))
+    run_sample(SampleConfig(run=run, seeds="0-15", rows=4, truncation=0.5, out=str(tmp_path / "t.png")))
     assert (tmp_path / "t.png").read_bytes() != grids[-1].read_bytes()  # the comparison can fail

@@ -5,27 +5,27 @@ import sys
 
 import pytest
 from PIL import Image
-from train_utils import run_cli, run_config
+from train_utils import copy_run, run_cli
 
-from maxvit_gan.models import Generator, build_models, save_generator
+from maxvit_gan.models import Generator
 from maxvit_gan.rundir import RunDir
 
 
 @pytest.fixture()
-def run(tmp_path):
-    """A finished run as the trainer leaves it: config, EMA generator, metrics.jsonl with an FID row, an evaluation."""
-    run = RunDir(tmp_path / "run")
-    cfg = run_config(run.path, "data.shapes_num_images=64")
-    run.write_config(cfg)
-    G, _ = build_models(cfg.model, cfg.data.resolution, cfg.data.shapes_num_classes)
-    save_generator(G.eval(), run.generator_file, {"step": 8, "kimg": 0.064, "seed": 0})
-    rows = [{"kimg": 0.032, "step": 4, "loss_D": 1.0}, {"kimg": 0.064, "step": 8, "fid10k": 123.4, "kid10k": 0.05},
-            {"kimg": 0.064, "step": 8, "loss_D": 0.9}]  # fmt: skip
-    run.metrics_file.write_text("".join(json.dumps(r) + "\n" for r in rows))
+def run(tmp_path, smoke_run):
+    """A finished run as the trainer leaves it (a copy of conftest.smoke_run, step 12 at kimg 0.096,
+    without its checkpoints: export reads the EMA generator file), with an FID row in metrics.jsonl
+    after step 10's tick row, as FID tracking writes it (step 12's tick row stays the last), and an
+    evaluation as `maxvit-gan evaluate` writes it."""
+    run = RunDir(copy_run(smoke_run.path, tmp_path / "run", checkpoints=False))
+    lines = run.metrics_file.read_text().splitlines(keepends=True)
+    assert [json.loads(s)["step"] for s in lines[-2:]] == [10, 12]
+    fid = json.dumps({"kimg": 0.08, "step": 10, "fid10k": 123.4, "kid10k": 0.05}) + "\n"
+    run.metrics_file.write_text("".join([*lines[:-1], fid, lines[-1]]))
     run.eval_dir.mkdir()
-    (run.eval_dir / "fid50k-dataset-tf-step8.json").write_text(json.dumps(
+    (run.eval_dir / "fid50k-dataset-tf-step12.json").write_text(json.dumps(
         {"fid50k": 12.345, "kid": 0.01, "precision": 0.7, "recall": 0.4, "num_samples": 50000, "mode": "tf",
-         "reference": {"kind": "dataset", "n": 64}, "generator": {"step": 8}}))  # fmt: skip
+         "reference": {"kind": "dataset", "n": 256}, "generator": {"step": 12}}))  # fmt: skip
     return run
 
 
@@ -39,19 +39,19 @@ def test_export_keeps_what_the_run_knows(run, tmp_path, capsys, monkeypatch):
     assert code == 0, err
     assert {p.name for p in out.iterdir()} == {"model.safetensors", "config.json", "README.md", "samples.png", "training_config.yaml"}
     meta = json.loads((out / "config.json").read_text())["metadata"]
-    assert meta["class_names"] == ["circle", "square", "triangle", "cross"] and meta["step"] == 8 and meta["kimg"] == 0.064
+    assert meta["class_names"] == ["circle", "square", "triangle", "cross"] and meta["step"] == 12 and meta["kimg"] == 0.096
     assert meta["metrics"]["training"]["fid10k"] == 123.4 and meta["metrics"]["evaluations"][0]["fid50k"] == 12.345
     assert meta["data"]["name"] == "shapes" and meta["license"] == "apache-2.0"
     card = (out / "README.md").read_text()
     assert card.startswith("---\nlibrary_name: maxvit-gan\nlicense: apache-2.0\n")
     for text in ("![samples](samples.png)", "one class per row: circle, square, triangle, cross",
-                 "| fid50k | 12.35 | `tf` features, 50000 samples vs dataset (64 images), step 8 |", "| precision | 0.7 |",
-                 "| fid10k (tracked in training) | 123.4 | at kimg 0.064", "`shapes`: maxvit-gan's procedural dataset",
-                 "training step 8 (0.064 kimg)", "```yaml", "preset: tiny"):  # fmt: skip
+                 "| fid50k | 12.35 | `tf` features, 50000 samples vs dataset (256 images), step 12 |", "| precision | 0.7 |",
+                 "| fid10k (tracked in training) | 123.4 | at kimg 0.08", "`shapes`: maxvit-gan's procedural dataset",
+                 "training step 12 (0.096 kimg)", "```yaml", "preset: tiny"):  # fmt: skip
         assert text in card, text
     assert Image.open(out / "samples.png").size == (2 * 32, 4 * 32)  # 8 seeds, one class per row
     G = Generator.from_pretrained(out)
-    assert G.metadata["class_names"][1] == "square" and G.metadata["step"] == 8
+    assert G.metadata["class_names"][1] == "square" and G.metadata["step"] == 12
     code, stdout, err = _cli(capsys, "sample", f"run={out}", "seeds=0-3", f"out={tmp_path / 'g.png'}")
     assert code == 0 and "row 1: class 1 (square)" in stdout, err
     # exporting again into the same folder is fine; into a folder of other files is not

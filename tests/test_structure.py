@@ -3,9 +3,10 @@
 import ast
 from pathlib import Path
 
+from train_utils import ROOT, subprocess_env
+
 from maxvit_gan import checkpoint, rundir
 
-ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "maxvit_gan"
 
 
@@ -89,7 +90,7 @@ def test_data_and_metrics_import_without_models(tmp_path):
     import sys
 
     code = "import sys, maxvit_gan.data, maxvit_gan.metrics; print(sorted(m for m in sys.modules if m.startswith('maxvit_gan.models')))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=subprocess_env(), timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "[]"
 
@@ -142,3 +143,22 @@ def test_run_directory_and_checkpoint_names_live_in_one_module_each():
 def test_checkpoint_names_are_not_in_rundir():
     text = (PKG / "rundir.py").read_text()
     assert checkpoint.TRAIN_STATE_FILE not in text and f'"{checkpoint.EMA_FILE}"' not in text and '"step-' not in text
+
+
+def test_readme_names_tests_that_exist():
+    """The README's Reliability table names test files and tests (`file.py::test`, then `::test` for
+    the same file): each exists, so moving or renaming a test means updating the table."""
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    refs, current = [], None
+    for file, name in re.findall(r"`(?:(test_\w+\.py))?::(test_\w+)", readme):
+        current = file or current
+        refs.append((current, name))
+    assert len(refs) > 30 and all(file for file, _ in refs), refs[:3]
+    missing = []
+    for file, name in refs:
+        tree = ast.parse((ROOT / "tests" / file).read_text())
+        if name not in {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}:
+            missing.append(f"{file}::{name}")
+    assert not missing, missing

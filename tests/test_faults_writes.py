@@ -1,0 +1,144 @@
+"""Fault injection, subject: logs and writes. What belongs here: a write that fails (disk full: a
+sample grid, a metrics line, a checkpoint, periodic or final), files written atomically and in a
+safe order, and logs that stay right after a resume (each step once in metrics.jsonl, TensorBoard
+purged). (Which checkpoint is resumed: test_faults_checkpoints.py.)"""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+from pathlib import Path
+
+import pytest
+from fault_utils import FOUR_STEPS, checkpoint_names, disk_full
+from train_utils import copy_run, fresh_trainer, run_config
+
+from maxvit_gan import checkpoint as ckpt
+from maxvit_gan.rundir import RunDir
+from maxvit_gan.training import trainer as trainer_mod
+
+
+@pytest.fixture
+def run(four_step_run, tmp_path):
+    """A copy of the 4-step run (checkpoints step-2 and step-4, a metrics line per step)."""
+    return copy_run(four_step_run.path, tmp_path / "run")
+
+
+# ----------------------------------------------------------------------------- logs after a kill
+
+
+def test_no_duplicated_steps_in_metrics_after_resuming_an_older_checkpoint(run):
+    # as after kill -9 between the step-4 tick and its checkpoint: the log reaches step 4, the
+    # newest checkpoint is step 2
+    shutil.rmtree(run / "checkpoints" / "step-000000004")
+    with open(run / "metrics.jsonl", "a") as f:
+        f.write('{"kimg": 0.04, "step": 5, "loss_D"')  # a line torn by the kill
+    t = fresh_trainer(run_config(run, *FOUR_STEPS, "train.kimg=0.048", "resume=auto"))
+    t.train()
+    steps = [r["step"] for r in RunDir(run).read_metrics()]
+    assert steps == [1, 2, 3, 4, 5, 6]
+
+
+def test_tensorboard_purges_steps_logged_after_the_checkpoint(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    overrides = [*FOUR_STEPS, "train.log_with=tensorboard"]
+    fresh_trainer(run_config(tmp_path, *overrides)).train()  # steps 1-4 logged, checkpoints 2 and 4
+    shutil.rmtree(tmp_path / "checkpoints" / "step-000000004")
+    fresh_trainer(run_config(tmp_path, *overrides, "resume=auto")).train()  # steps 3, 4 again
+    acc = EventAccumulator(str(tmp_path / "tensorboard"))
+    acc.Reload()
+    assert [e.step for e in acc.Scalars("loss_D")] == [1, 2, 3, 4]
+
+
+# ----------------------------------------------------------------------------- writes that fail
+
+
+def test_a_failed_grid_write_does_not_stop_training_and_the_final_checkpoint_is_saved(tmp_path, monkeypatch):
+    from PIL import Image
+
+    real_save = Image.Image.save
+
+    def save(self, fp, *a, **k):
+        if "fakes" in str(fp):
+            disk_full()
+        return real_save(self, fp, *a, **k)
+
+    monkeypatch.setattr(Image.Image, "save", save)
+    t = fresh_trainer(run_config(tmp_path, *FOUR_STEPS, "train.grid_kimg=0.016"))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        t.train()
+    assert t.state["step"] == 4 and checkpoint_names(tmp_path) == ["step-000000002", "step-000000004"]
+    assert any("No space left on device" in str(w.message) and "fakes" in str(w.message) for w in caught)
+    assert not list((tmp_path / "samples").glob("*fakes*"))  # no partial grid either
+
+
+def test_grids_are_written_atomically(tmp_path, monkeypatch):
+    order = []
+    from maxvit_gan import files
+
+    real_replace = files.os.replace
+    monkeypatch.setattr(files.os, "replace", lambda a, b: (order.append((Path(a).name, Path(b).name)), real_replace(a, b)))
+    fresh_trainer(run_config(tmp_path, "train.kimg=0.008")).train()
+    assert any(src.startswith(".fakes") and dst.startswith("fakes") for src, dst in order)
+
+
+def test_the_final_checkpoint_is_saved_before_the_final_grid(tmp_path, monkeypatch):
+    events = []
+    real_grid, real_save = trainer_mod.Trainer.write_fakes_grid, trainer_mod.Trainer.save
+    monkeypatch.setattr(trainer_mod.Trainer, "write_fakes_grid", lambda self, lg: (events.append("grid"), real_grid(self, lg))[1])
+    monkeypatch.setattr(trainer_mod.Trainer, "save", lambda self, **k: (events.append("ckpt"), real_save(self, **k))[1])
+    fresh_trainer(run_config(tmp_path, "train.kimg=0.016", "train.checkpoint_kimg=1", "train.grid_kimg=1")).train()
+    assert events == ["grid", "ckpt", "grid"]  # kimg 0 grid, then at the end: checkpoint first
+
+
+def test_a_failed_periodic_checkpoint_is_a_warning_and_leaves_no_partial_directory(tmp_path, monkeypatch):
+    calls = {"n": 0}
+    real = ckpt.save_file
+
+    def flaky(*a, **k):  # the EMA file of the first checkpoint cannot be written
+        calls["n"] += 1
+        if calls["n"] == 1:
+            disk_full()
+        return real(*a, **k)
+
+    monkeypatch.setattr(ckpt, "save_file", flaky)
+    t = fresh_trainer(run_config(tmp_path, *FOUR_STEPS))
+    with pytest.warns(UserWarning, match=r"could not write checkpoint .*step-000000002 .*No space left.*training continues"):
+        t.train()
+    assert checkpoint_names(tmp_path) == ["step-000000004"] and t.state["step"] == 4
+    assert not [p.name for p in (tmp_path / "checkpoints").iterdir() if p.name.startswith(".")]
+
+
+def test_a_failed_final_checkpoint_is_an_error_naming_the_last_good_one(tmp_path, monkeypatch):
+    t = fresh_trainer(run_config(tmp_path, *FOUR_STEPS))
+    real = ckpt.save_file
+    monkeypatch.setattr(ckpt, "save_file", lambda *a, **k: disk_full() if t.state["step"] == 4 else real(*a, **k))
+    with pytest.raises(ckpt.CheckpointWriteError, match=r"step-000000004 .*newest intact checkpoint is .*step-000000002"):
+        t.train()
+    assert checkpoint_names(tmp_path) == ["step-000000002"]
+    assert not [p.name for p in (tmp_path / "checkpoints").iterdir() if p.name.startswith(".")]
+    ckpt.verify_checkpoint(tmp_path / "checkpoints" / "step-000000002")
+
+
+def test_a_failed_metrics_write_is_a_warning(tmp_path, monkeypatch):
+    real_open = open
+
+    class Full:
+        def __init__(self, f):
+            self.f = f
+
+        def write(self, s):
+            disk_full()
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+    from maxvit_gan.training import trackers
+
+    monkeypatch.setattr(trackers, "open", lambda p, m="r", *a, **k: Full(real_open(p, m, *a, **k)) if "a" in m else real_open(p, m, *a, **k), raising=False)
+    t = fresh_trainer(run_config(tmp_path, "train.kimg=0.016"))
+    with pytest.warns(UserWarning, match="could not write a line"):
+        t.train()
+    assert checkpoint_names(tmp_path) == ["step-000000002"]
