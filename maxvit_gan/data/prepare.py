@@ -18,17 +18,24 @@ Decoding runs in `workers` processes (`imap`, so the output order is the
 deterministic source order whatever the number of workers); zip member timestamps
 are fixed, so the same input gives a byte-identical zip. The zip is written to
 `.<dest>.tmp-<pid>` next to it (maxvit_gan.files) and renamed onto `dest` only when complete: an interrupted or
-failed run never leaves a file at `dest`.
+failed run never leaves a file at `dest`. A SIGTERM (what `timeout`, SLURM and `kill` send) is
+turned into :class:`PrepareStopped` while the zip is written, so that temporary file is removed
+then too (the decoding workers die with the pool; Ctrl-C reaches only this process); what a
+`kill -9` left is removed by the next run to the same `dest`. `resolution` is at most
+:data:`MAX_RESOLUTION`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
 import multiprocessing
 import os
+import signal
 import sys
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 
@@ -37,11 +44,79 @@ from PIL import Image
 from maxvit_gan.config import PrepareConfig
 from maxvit_gan.data.datasets import scan_image_folder, subset_indices
 from maxvit_gan.data.transforms import load_rgb
-from maxvit_gan.files import atomic_path
+from maxvit_gan.files import atomic_path, stale_temporaries
 
-__all__ = ["PrepareResult", "prepare_dataset", "format_report"]
+__all__ = ["MAX_RESOLUTION", "PrepareResult", "PrepareStopped", "prepare_dataset", "format_report"]
 
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed member timestamps: reproducible bytes
+# The largest side accepted. GAN datasets stop at 1024 (FFHQ; 256 for ImageNet here), so 4096 leaves
+# room; one image at 4096 is 50 MB raw and a worker holds a few copies (decode, resize, crop, PNG),
+# about 0.2 GB, so 32 workers fit in 8 GB. At resolution=100000 one image alone is 30 GB: the
+# kernel's OOM killer, not an error message, would end the run.
+MAX_RESOLUTION = 4096
+
+
+class PrepareStopped(BaseException):
+    """A SIGTERM arrived while the zip was written (a BaseException, like KeyboardInterrupt: an
+    ``except Exception`` on the way must not swallow it); the temporary file is removed."""
+
+    def __init__(self, signum: int):
+        self.signum = signum
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+
+
+def _raise_stop(signum, frame):
+    raise PrepareStopped(signum)
+
+
+@contextlib.contextmanager
+def _stop_on_sigterm():
+    """SIGTERM raises :class:`PrepareStopped` in the block (main thread only: elsewhere the
+    caller's handling stands), so the cleanup of ``atomic_path`` runs; the old handler after."""
+    try:
+        old = signal.signal(signal.SIGTERM, _raise_stop)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old if old is not None else signal.SIG_DFL)
+
+
+def _worker_signals() -> None:
+    """In each decoding worker: SIGTERM kills it (the parent's handler is inherited through fork,
+    and ``Pool.terminate`` sends SIGTERM); Ctrl-C, which the terminal sends to every process of
+    the group, is the parent's to handle (no traceback per worker)."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} bytes"
+
+
+def _remove_stale_temporaries(dest: str) -> None:
+    """What a killed run (``kill -9``, a node lost) left next to ``dest``: its temporary zip,
+    which can be as large as the dataset, is removed; those of other files (another ``dest``)
+    are named in a warning and left alone. Only files whose writer's pid is gone are touched."""
+    own, others = [], []
+    for p in stale_temporaries(os.path.dirname(dest)):
+        (own if p.name.startswith(f".{os.path.basename(dest)}.tmp-") else others).append(p)
+    for p in own:
+        size = p.stat().st_size
+        p.unlink(missing_ok=True)
+        warnings.warn(f"dest: removed {p} ({_size(size)}), left by a process that is gone", stacklevel=3)
+    if others:
+        names = ", ".join(f"{p.name} ({_size(p.stat().st_size)})" for p in others[:5]) + (", ..." if len(others) > 5 else "")
+        warnings.warn(
+            f"dest: {os.path.dirname(dest)} holds temporary files left by processes that are gone: {names}; "
+            "remove them if nothing is writing them",
+            stacklevel=3,
+        )
 
 
 @dataclass
@@ -100,6 +175,11 @@ def prepare_dataset(
     """
     if not isinstance(resolution, int) or resolution <= 0:
         raise ValueError(f"resolution: must be a positive integer, got {resolution!r}")
+    if resolution > MAX_RESOLUTION:
+        raise ValueError(
+            f"resolution: at most {MAX_RESOLUTION}, got {resolution} (one {resolution} px image alone takes "
+            f"{_size(3 * resolution * resolution)} of memory)"
+        )
     if not 0 <= compress_level <= 9:
         raise ValueError(f"compress_level: must be in 0..9, got {compress_level}")
     if not os.path.exists(source):
@@ -107,6 +187,7 @@ def prepare_dataset(
     dest = os.path.abspath(dest)
     if os.path.exists(dest) and not overwrite:
         raise FileExistsError(f"dest: {dest!r} already exists (pass overwrite=true to replace it)")
+    _remove_stale_temporaries(dest)
     files, labels, class_names = scan_image_folder(source, use_labels)
     keep = subset_indices(len(files), max_images)
     tasks = [(os.path.join(source, files[i]), resolution, compress_level) for i in keep]
@@ -116,11 +197,12 @@ def prepare_dataset(
     digest = hashlib.sha256(f"maxvit-gan-zip-v1\0{resolution}\n".encode())
     out_labels: list[list] = []
     skipped: list[tuple[str, str]] = []
-    with atomic_path(dest) as tmp:  # including KeyboardInterrupt: never a partial file at dest
+    # including KeyboardInterrupt and SIGTERM: never a partial file at dest, nor a temporary one
+    with _stop_on_sigterm(), atomic_path(dest) as tmp:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
             pool = None
             if workers > 1 and len(tasks) > 1:
-                pool = multiprocessing.get_context().Pool(min(workers, len(tasks)))
+                pool = multiprocessing.get_context().Pool(min(workers, len(tasks)), initializer=_worker_signals)
                 results = pool.imap(
                     _process_image, tasks, chunksize=max(1, min(64, len(tasks) // (4 * workers)))
                 )
