@@ -17,6 +17,11 @@ SWD (``metrics.swd=true``; alone with ``metrics.fid=false``, which never builds 
 reference images: ``ref=dataset`` or a folder / zip; it scores the same N images as FID against
 N reference images and reports the real-vs-real floor (``maxvit_gan.metrics.swd``).
 Every function here is collective under ``accelerate launch``: call it on every rank.
+
+Checked before the fakes are generated or read (minutes to hours): that ``out`` and
+``write_ref`` can be written, and that a reference file is readable, finite and of the feature
+network's dimension. A result JSON that still cannot be written at the end raises
+:class:`ResultNotWrittenError`, which carries the scores (the command prints them, then the error).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import json
 import os
 import platform
 import time
+import warnings
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -34,6 +40,7 @@ import torch
 from maxvit_gan._version import __version__
 from maxvit_gan.config import DataConfig, EvaluateConfig
 from maxvit_gan.data import build_dataset
+from maxvit_gan.files import temp_path, write_text
 from maxvit_gan.loading import is_hub_id, load_generator
 from maxvit_gan.metrics import (
     LabelSampler,
@@ -65,6 +72,25 @@ ADM_REFS = {
     "imagenet256": "https://openaipublic.blob.core.windows.net/diffusion/jul-2021/ref_batches/imagenet/256/VIRTUAL_imagenet256_labeled.npz",
 }
 DEFAULT_NUM_SAMPLES = 50000  # FID50k: the paper protocol
+
+
+class ResultNotWrittenError(OSError):
+    """The evaluation ran but its JSON could not be written; ``.result`` holds the scores."""
+
+    result: dict
+
+
+def _check_writable(path: Path, key: str) -> None:
+    """Before the work: ``path`` can be written (its folder made, a file created in it)."""
+    if path.is_dir():
+        raise IsADirectoryError(f"{key}: {path} is a directory; give a file name in it")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        probe = temp_path(path)
+        probe.touch()
+        probe.unlink()
+    except OSError as err:
+        raise OSError(f"{key}: cannot write {path} ({type(err).__name__}: {err.strerror or err})") from None
 
 
 def _adm_reference(name: str, cache_dir: str | None) -> Path:
@@ -114,10 +140,18 @@ def _first_image_side(path: Path, key: str) -> int:
         return min(img.size)
 
 
-def _run_data(source: str | None, generator) -> DataConfig | None:
-    """The training data of the generator's run: from a run directory, or from an export's metadata."""
+def _run_data(cfg: EvaluateConfig, generator) -> DataConfig | None:
+    """The training data of the generator's run: from a run directory, or from an export's
+    metadata. A damaged ``config_resolved.yaml`` is an error only when ``ref=dataset`` needs it."""
+    source = cfg.run
     if source is not None and not is_hub_id(source) and RunDir(source).has_config():
-        return RunDir(source).data_config()
+        try:
+            return RunDir(source).data_config()
+        except ValueError as err:
+            if cfg.ref == "dataset":
+                raise ValueError(f"ref=dataset: the training data is unknown: {err}") from None
+            warnings.warn(f"{err}; fake labels are drawn uniformly over the classes", stacklevel=2)
+            return None
     data = (getattr(generator, "metadata", None) or {}).get("data")
     return DataConfig(**data) if isinstance(data, dict) else None
 
@@ -152,14 +186,30 @@ def resolve_reference(cfg: EvaluateConfig, run_data: DataConfig | None, resoluti
     common = dict(cache_dir=cfg.metrics.cache_dir, batch_size=cfg.batch_size, device=device)
     if ref in ADM_REFS:
         path = _adm_reference(ref, cfg.metrics.cache_dir)
-        return load_reference(path), {"kind": "adm", "name": ref, "path": str(path)}
+        return _checked_reference(ref, path, extractor, cfg.mode), {"kind": "adm", "name": ref, "path": str(path)}
     images = _reference_images(cfg, run_data, resolution) if images is False else images
     if images is None:
         path = Path(ref).expanduser()
-        return load_reference(path), {"kind": "file", "path": str(path)}
+        return _checked_reference(ref, path, extractor, cfg.mode), {"kind": "file", "path": str(path)}
     dataset, info = images
     stats = reference_stats_for_dataset(dataset, extractor, **common)
     return stats, {**info, "n": stats.n, "cache": stats.path}
+
+
+def _checked_reference(ref: str, path: Path, extractor, mode: str):
+    """A file of reference statistics, refused in one line naming ``ref=`` when it is unreadable,
+    not finite (a FID of nan) or of another dimension than the feature network's."""
+    try:
+        stats = load_reference(path)
+    except (ValueError, FileNotFoundError) as err:
+        raise type(err)(f"ref={ref}: {str(err).removeprefix(f'{path}: ')}") from None
+    dim = getattr(extractor, "dim", None)
+    if dim is not None and stats.mu.shape[0] != dim:
+        raise ValueError(
+            f"ref={ref}: {path} holds {stats.mu.shape[0]}-d features; the {mode} feature network gives {dim}-d "
+            f"(statistics of another network: give a reference computed with mode={mode})"
+        )
+    return stats
 
 
 def resolve_swd_reference(cfg: EvaluateConfig, images, num: int, device, progress: bool):
@@ -204,6 +254,10 @@ def evaluate(
     (main process) and return the result. ``extractor``: the feature network (default: Inception
     in ``cfg.mode``; tests pass a small one; never built with ``metrics.fid=false``)."""
     check_config(cfg)
+    if is_main:  # before anything slow: a path that cannot be written must not cost the evaluation
+        for key, path in (("out", cfg.out), ("write_ref", cfg.write_ref)):
+            if path:
+                _check_writable(Path(path).expanduser(), key)
     device = torch.device(device)
     use_fid, use_swd = cfg.metrics.fid, cfg.metrics.swd
     if use_fid and extractor is None:  # first: without weights, nothing else is worth doing (and the message says why)
@@ -213,7 +267,7 @@ def evaluate(
     if cfg.run is not None:
         generator = load_generator(cfg.run, cfg.checkpoint, device).float()
         resolution = generator.resolution
-        run_data = _run_data(cfg.run, generator)
+        run_data = _run_data(cfg, generator)
     else:
         fake_images = images_dataset(cfg.fake, cfg.resolution, cfg.num_samples)
         resolution = fake_images.resolution
@@ -222,12 +276,21 @@ def evaluate(
     if use_swd:
         swd_resolutions(resolution)  # a clear error now for sides SWD cannot take
     num = (cfg.num_samples or DEFAULT_NUM_SAMPLES) if generator is not None else len(fake_images)
+    key = fid_key(num) if use_fid else "swd"
+    step = (getattr(generator, "metadata", None) or {}).get("step") if generator is not None else None
+    out = Path(cfg.out).expanduser() if cfg.out else _default_out(cfg, key, step, num)
+    if is_main and not cfg.out:
+        _check_writable(out, "out")
     reference = ref_info = swd_ref = swd_ref_info = None
     ref_images = _reference_images(cfg, run_data, resolution)  # one dataset object for FID and SWD
     if use_fid:
         reference, ref_info = resolve_reference(cfg, run_data, resolution, extractor, device, ref_images)
         if cfg.write_ref and is_main:
-            save_reference(cfg.write_ref, reference.mu, reference.sigma, reference.n, reference.meta, reference.kid_features)
+            try:
+                save_reference(Path(cfg.write_ref).expanduser(), reference.mu, reference.sigma, reference.n,
+                               reference.meta, reference.kid_features)  # fmt: skip
+            except OSError as err:  # checked at the start; the evaluation is worth more than this copy
+                warnings.warn(f"write_ref: could not write {cfg.write_ref} ({err}); the evaluation goes on", stacklevel=2)
     if use_swd:
         swd_ref, swd_ref_info = resolve_swd_reference(cfg, ref_images, num, device, is_main)
     # the SWD descriptors come from the same images as the Inception features (one pass)
@@ -297,10 +360,16 @@ def evaluate(
         ),
     })  # fmt: skip
     if is_main:
-        key = fid_key(num) if use_fid else "swd"
-        out = Path(cfg.out) if cfg.out else _default_out(cfg, key, result)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=1, default=str))
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            write_text(out, json.dumps(result, indent=1, default=str))
+        except OSError as err:
+            error = ResultNotWrittenError(
+                f"out: could not write the result to {out} ({type(err).__name__}: {err.strerror or err}); "
+                "the scores are printed above"
+            )
+            error.result = result
+            raise error from None
         result["json"] = str(out)
     return result
 
@@ -317,12 +386,10 @@ def format_scores(result: dict) -> str:
     return "  ".join(parts)
 
 
-def _default_out(cfg: EvaluateConfig, key: str, result: dict) -> Path:
+def _default_out(cfg: EvaluateConfig, key: str, step: int | None, num: int) -> Path:
     ref = Path(str(cfg.ref)).stem
+    mode = cfg.mode if cfg.metrics.fid else f"n{num}"  # SWD alone: no feature mode
     if cfg.run is not None and not is_hub_id(cfg.run) and RunDir(cfg.run).is_run():
-        step = result["generator"]["step"]
-        mode = cfg.mode if cfg.metrics.fid else f"n{result['num_samples']}"  # SWD alone: no feature mode
         return RunDir(cfg.run).eval_dir / f"{key}-{ref}-{mode}-step{step if step is not None else 'na'}.json"
     name = Path(str(cfg.run or cfg.fake)).name or "fake"
-    mode = cfg.mode if cfg.metrics.fid else f"n{result['num_samples']}"
     return Path(EVAL_DIR) / f"{key}-{name}-vs-{ref}-{mode}.json"

@@ -19,11 +19,15 @@ def task(dcfg) -> None:
     from accelerate import Accelerator
     from omegaconf import OmegaConf
 
-    from maxvit_gan.evaluation import evaluate, format_scores
+    from maxvit_gan.evaluation import ResultNotWrittenError, evaluate, format_scores
 
     cfg = OmegaConf.to_object(dcfg)
     acc = Accelerator(mixed_precision="no")  # metrics run in fp32
-    result = evaluate(cfg, acc.device, acc.is_main_process, acc.num_processes)
+    try:
+        result = evaluate(cfg, acc.device, acc.is_main_process, acc.num_processes)
+    except ResultNotWrittenError as err:  # the work is done: the scores first, then the one-line error
+        print(format_scores(err.result), flush=True)
+        raise
     if acc.is_main_process:
         print(format_scores(result))
         print(f"wrote {result['json']}")
