@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import warnings
 from pathlib import Path
 
 from maxvit_gan.loading import is_hub_id, load_generator
@@ -51,9 +52,12 @@ def export_generator(cfg) -> dict:
     training_config = None
     if run is not None:
         metadata["source_run"] = run.path.name  # the folder's name only: a local path means nothing elsewhere
-        metadata["data"] = run.read_config().get("data")
+        try:
+            metadata["data"] = run.read_config().get("data")
+            training_config = run.config_file.read_text()
+        except ValueError as err:  # damaged: the generator file carries the architecture, the rest is lost
+            warnings.warn(f"{err}; the export has no training_config.yaml and its card no training data", stacklevel=2)
         metadata["metrics"] = run.latest_metrics()
-        training_config = run.config_file.read_text()
     metadata["license"] = cfg.license
 
     names = metadata.get("class_names") if G.num_classes else None
@@ -88,11 +92,24 @@ def export_generator(cfg) -> dict:
             kwargs = {"private": cfg.private}
             if cfg.commit_message:
                 kwargs["commit_message"] = cfg.commit_message
-            url = upload_folder(folder, cfg.push_to_hub, **kwargs)
+            url = _push(folder, cfg.push_to_hub, kwargs, kept=temporary is None)
         return {"folder": None if temporary else folder, "url": url}
     finally:
         if temporary is not None:
             temporary.cleanup()
+
+
+def _push(folder: Path, repo_id: str, kwargs: dict, kept: bool) -> str:
+    """``upload_folder``, its failures (offline, no token, no rights: huggingface_hub's and its HTTP
+    client's errors, which are not OSErrors) as one line that says where the export is."""
+    try:
+        return upload_folder(folder, repo_id, **kwargs)
+    except ModuleNotFoundError:  # huggingface_hub is not installed: the message says how to get it
+        raise
+    except Exception as err:
+        first = next((ln.strip() for ln in str(err).splitlines() if ln.strip()), "")
+        where = f"the export is in {folder}" if kept else "give out=DIR to keep the export folder"
+        raise OSError(f"push_to_hub: could not upload to {repo_id} ({type(err).__name__}: {first}); {where}") from None
 
 
 __all__ = ["SAMPLES_FILE", "TRAINING_CONFIG_FILE", "export_generator"]

@@ -1,21 +1,29 @@
 """A generator from anything a user points at: a training run, one of its checkpoints, a
 ``.safetensors`` file, an exported (``save_pretrained``) folder, or a Hugging Face Hub repo id;
 and the class names that go with it. Errors name the key (``run:`` / ``checkpoint:``).
+
+A local path or a Hub id (:func:`is_hub_id`): only ``namespace/name`` can be a Hub id, and not
+when it reads as a local path (see there), so a mistyped run directory is "no such directory",
+at once, not half a minute of Hub retries. ``checkpoint=latest`` reads the newest checkpoint
+that reads: the trainer may write a new one and prune old ones meanwhile.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import warnings
 from pathlib import Path
 
 import torch
 
+from maxvit_gan import checkpoint as ckpt_files
 from maxvit_gan.checkpoint import (
     EMA_FILE,
+    FILES_KEY,
     TRAIN_STATE_FILE,
     CheckpointError,
-    latest_checkpoint,
+    file_sha256,
     read_train_state,
 )
 from maxvit_gan.models import Generator
@@ -28,7 +36,13 @@ def run_class_names(run: RunDir) -> list[str] | None:
     names; zip: its dataset.json); None when unknown or unconditional."""
     if not run.has_config():
         return None
-    data = run.read_config().get("data") or {}
+    try:
+        data = run.read_config().get("data") or {}
+    except ValueError as err:  # damaged: the generator file carries the architecture; only the names are lost
+        warnings.warn(f"{err}; class names unknown", stacklevel=2)
+        return None
+    if not isinstance(data, dict):
+        return None
     if not data.get("conditional", True):
         return None
     if data.get("name") == "shapes":
@@ -71,11 +85,32 @@ def class_names(source: str | os.PathLike | None) -> list[str] | None:
 
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
+# folders that hold runs and exports (Hydra's outputs/ and multirun/, this README's runs/ and exports/):
+# NAME/x is a local path, never a Hub namespace
+LOCAL_ROOTS = ("outputs", "multirun", "runs", "exports", "checkpoints")
+_FILE_SUFFIXES = (".safetensors", ".pt", ".pth", ".ckpt", ".bin")
+
+
+def _local_reason(source: str) -> str | None:
+    """Why a ``namespace/name`` value is a local path after all (None: it may be a Hub id)."""
+    first, name = source.split("/", 1)
+    if Path(source).expanduser().exists():
+        return "it exists here"
+    if first in LOCAL_ROOTS:
+        return f"{first}/ is where runs and exports are kept"
+    if Path(first).is_dir():
+        return f"{first}/ is a folder here"
+    if name.endswith(_FILE_SUFFIXES):
+        return "it names a weights file"
+    return None
 
 
 def is_hub_id(source: str | os.PathLike | None) -> bool:
-    """``user/name`` that is not a local path: a Hugging Face Hub model repo id."""
-    return isinstance(source, str) and bool(_HUB_ID.match(source)) and not Path(source).expanduser().exists()
+    """Whether ``run=`` is read as a Hugging Face Hub model repo id: exactly ``namespace/name``
+    (one ``/``, starting with a letter or digit: ``./x``, ``~/x``, ``/x`` and ``a/b/c`` are paths),
+    and none of: it exists locally, its first part is a folder here or one of
+    :data:`LOCAL_ROOTS`, its name ends like a weights file. Everything else is a local path."""
+    return isinstance(source, str) and bool(_HUB_ID.match(source)) and _local_reason(source) is None
 
 
 def _with_run_metadata(G: Generator, run: RunDir, weights: Path | None = None) -> Generator:
@@ -120,9 +155,11 @@ def load_generator(
                 if checkpoint is not None:
                     raise ValueError(f"checkpoint: a Hub model ({source}) has no checkpoints; drop checkpoint=")
                 return _from_hub(str(source), device, hub_kwargs)
+            why = _local_reason(str(source)) if _HUB_ID.match(str(source)) else None
             raise FileNotFoundError(
                 f"run: no such directory or file: {source} (expected a training run directory with "
-                f"{GENERATOR_FILE}, a save_pretrained folder, a .safetensors file or a Hub repo id user/name)"
+                f"{GENERATOR_FILE}, a save_pretrained folder, a .safetensors file or a Hub repo id user/name"
+                + (f"; not looked up on the Hub: {why})" if why else ")")
             )
         if run_path.is_dir() and not (RunDir(run_path).generator_file.is_file() or _is_pretrained_dir(run_path)):
             raise FileNotFoundError(
@@ -139,7 +176,13 @@ def load_generator(
             return Generator.from_pretrained(run_path, device=device)
         return _with_run_metadata(Generator.from_pretrained(RunDir(run_path).generator_file, device=device), RunDir(run_path))
 
-    ckpt = _resolve_checkpoint(str(checkpoint), run_path)
+    if str(checkpoint) == "latest":
+        return _load_latest(run_path, source, device)
+    return _load_checkpoint(_resolve_checkpoint(str(checkpoint), run_path), checkpoint, run_path, source, device)
+
+
+def _load_checkpoint(ckpt: Path, checkpoint, run_path: Path | None, source, device) -> Generator:
+    """The EMA generator of a checkpoint directory, or of a ``.safetensors`` file."""
     weights = ckpt / EMA_FILE if ckpt.is_dir() else ckpt
     if not weights.is_file():
         raise FileNotFoundError(
@@ -177,14 +220,45 @@ def _from_hub(repo_id: str, device, hub_kwargs: dict) -> Generator:
         ) from err
 
 
+def _verify_ema(path: Path) -> None:
+    """The EMA file of a checkpoint is the one its train state recorded (size, sha256); without a
+    train state (a folder made by hand) the weights file alone decides."""
+    if not (path / TRAIN_STATE_FILE).is_file():
+        return
+    want = (read_train_state(path).get(FILES_KEY) or {}).get(EMA_FILE)
+    f = path / EMA_FILE
+    if want and (f.stat().st_size != want.get("size") or file_sha256(f) != want.get("sha256")):
+        raise CheckpointError(f"{f} is damaged: it differs from the file recorded when it was saved")
+
+
+def _load_latest(run_path: Path | None, source, device, rounds: int = 3) -> Generator:
+    """``checkpoint=latest``: the newest checkpoint that reads and verifies. One that disappears
+    while read (pruned by the trainer, which may have written a newer one meanwhile) is passed
+    over silently, a damaged one with a warning; the list is read again when all are passed over."""
+    if run_path is None or run_path.is_file():
+        raise ValueError("checkpoint: 'latest' needs run=<run directory>")
+    root = RunDir(run_path).checkpoints_dir
+    failed: dict[str, BaseException] = {}
+    for _ in range(rounds):
+        candidates = [p for p in reversed(ckpt_files.list_checkpoints(root)) if p.name not in failed]
+        if not candidates:
+            break
+        for path in candidates:
+            try:
+                _verify_ema(path)
+                return _load_checkpoint(path, "latest", run_path, source, device)
+            except (OSError, ValueError) as err:  # CheckpointError is a ValueError
+                failed[path.name] = err
+                if path.exists():
+                    warnings.warn(f"checkpoint=latest: skipping {path.name}: {err}", stacklevel=3)
+    if not failed:
+        raise FileNotFoundError(f"checkpoint: no {CHECKPOINTS_DIR}/step-* in {run_path}")
+    name, err = next(iter(failed.items()))  # the newest: its error, with its type
+    more = f" (nor the {len(failed) - 1} older)" if len(failed) > 1 else ""
+    raise type(err)(f"checkpoint=latest: {name} cannot be read{more}: {err}") from None
+
+
 def _resolve_checkpoint(checkpoint: str, run_path: Path | None) -> Path:
-    if checkpoint == "latest":
-        if run_path is None or run_path.is_file():
-            raise ValueError("checkpoint: 'latest' needs run=<run directory>")
-        ckpt = latest_checkpoint(RunDir(run_path).checkpoints_dir)
-        if ckpt is None:
-            raise FileNotFoundError(f"checkpoint: no {CHECKPOINTS_DIR}/step-* in {run_path}")
-        return ckpt
     ckpt = Path(checkpoint).expanduser()
     if not ckpt.exists() and run_path is not None and run_path.is_dir() and (run_path / checkpoint).exists():
         ckpt = run_path / checkpoint

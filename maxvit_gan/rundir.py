@@ -144,18 +144,32 @@ class RunDir:
         return self.config_file.is_file()
 
     def read_config(self) -> dict:
-        """``config_resolved.yaml`` as plain Python containers (interpolations resolved)."""
+        """``config_resolved.yaml`` as plain Python containers (interpolations resolved). A file
+        that is not YAML, not a mapping or does not resolve: one-line ``ValueError`` naming it."""
         from omegaconf import OmegaConf
 
         if not self.config_file.is_file():
             raise FileNotFoundError(f"run={self.path}: no {CONFIG_FILE} (is this a training run directory?)")
-        return OmegaConf.to_container(OmegaConf.load(self.config_file), resolve=True)
+        try:
+            cfg = OmegaConf.to_container(OmegaConf.load(self.config_file), resolve=True)
+        except Exception as err:  # yaml's, OmegaConf's and decoding errors have no common base
+            lines = [ln.strip() for ln in str(err).splitlines()]
+            lines = [ln for ln in lines if ln and not ln.startswith(("full_key:", "object_type=", "reference_type="))]
+            why = " ".join(lines).replace(f'in "{self.config_file}", ', "")[:200]
+            raise ValueError(f"{self.config_file} is damaged ({type(err).__name__}: {why})") from None
+        if not isinstance(cfg, dict):
+            raise ValueError(f"{self.config_file} is damaged (a {type(cfg).__name__}, not a mapping of settings)")
+        return cfg
 
     def data_config(self):
         """The run's ``data`` section as a :class:`maxvit_gan.config.DataConfig`."""
         from maxvit_gan.config import DataConfig
 
-        return DataConfig(**(self.read_config().get("data") or {}))
+        data = self.read_config().get("data") or {}
+        try:
+            return DataConfig(**data)
+        except TypeError as err:  # not a mapping, or a key DataConfig does not have
+            raise ValueError(f"{self.config_file} is damaged: its data section does not fit ({err})") from None
 
     def latest_metrics(self) -> dict:
         """What the run measured: ``training``, the newest FID-tracking row of metrics.jsonl

@@ -294,8 +294,11 @@ def test_bad_inputs_give_clear_errors(tmp_path, run_dir, G):
         run()
     with pytest.raises(FileNotFoundError, match="^checkpoint: no such directory or file: step-9"):
         run(run=str(run_dir), checkpoint="step-9")
-    (run_dir / "checkpoints" / "step-000000020").mkdir()
-    with pytest.raises(FileNotFoundError, match="^checkpoint: .*step-000000020 has no ema.safetensors"):
+    (run_dir / "checkpoints" / "step-000000020").mkdir()  # an empty newer one: skipped with a warning
+    with pytest.warns(UserWarning, match="checkpoint=latest: skipping step-000000020: .* has no ema.safetensors"):
+        run(run=str(run_dir), checkpoint="latest", out=str(tmp_path / "latest.png"))
+    (run_dir / "checkpoints" / "step-000000010" / "ema.safetensors").unlink()
+    with pytest.raises(FileNotFoundError, match="^checkpoint=latest: step-000000020 cannot be read .*has no ema.safetensors"):
         run(run=str(run_dir), checkpoint="latest")
     wrong = tmp_path / "wrong.safetensors"
     save_file({k: v.contiguous() for k, v in G.state_dict().items()}, str(wrong))  # another architecture
