@@ -87,7 +87,7 @@ def class_names(source: str | os.PathLike | None) -> list[str] | None:
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
 # folders that hold runs and exports (Hydra's outputs/ and multirun/, this README's runs/ and exports/):
 # NAME/x is a local path, never a Hub namespace
-LOCAL_ROOTS = ("outputs", "multirun", "runs", "exports", "checkpoints")
+LOCAL_ROOTS = ("outputs", "multirun", "runs", "exports", CHECKPOINTS_DIR)
 _FILE_SUFFIXES = (".safetensors", ".pt", ".pth", ".ckpt", ".bin")
 
 
