@@ -66,3 +66,54 @@ def test_open_dicts_and_existing_keys_still_take_plus_overrides():
     check_composes("train", overrides)  # no error
     cfg = compose("train", overrides)
     assert cfg.train.tracker_kwargs == {"wandb": {"entity": "me"}} and cfg.train.kimg == 5
+
+
+# ----------------------------------------------------------------------------- the run directory
+
+
+@pytest.mark.parametrize("where", ["a_file", "under_a_file", "read_only", "hydra.run.dir"])
+def test_a_run_dir_that_cannot_be_created_is_one_line(capsys, tmp_path, monkeypatch, where):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("not a directory")
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o555)
+    run, key, named = {
+        "a_file": (blocker, "run_dir", f"{blocker} is a file, not a directory"),
+        "under_a_file": (blocker / "run", "run_dir", f"cannot create {blocker / 'run'}: {blocker} is a file"),
+        "read_only": (locked / "run", "run_dir", f"cannot create {locked / 'run'}: {locked} is not writable"),
+        "hydra.run.dir": (blocker / "run", "hydra.run.dir", f"{blocker} is a file"),
+    }[where]
+    if where == "read_only":
+        import os
+
+        real_access = os.access  # root writes anywhere: play a user without write permission on `locked`
+        monkeypatch.setattr(os, "access", lambda p, mode, **k: False if str(p) == str(locked) else real_access(p, mode, **k))
+    code, _, err = run_cli(capsys, "train", *SHORT, f"{key}={run}")
+    _one_error_line(code, err, "ERROR: run_dir: ", named)
+    assert blocker.read_text() == "not a directory" and not list(locked.iterdir())
+
+
+def test_home_and_non_ascii_characters_in_run_dir_work(capsys, tmp_path, monkeypatch, _cwd):
+    """`run_dir=~/runs/été`: the home directory (as a shell would expand it; bash does not in
+    `data.path=~/x`), and a name Hydra's lexer refuses unquoted."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert fix_overrides(["run_dir=~/runs/été", "out=~", "data.path='~/d'", "x=a~b"], "train") == [
+        f"hydra.run.dir='{tmp_path}/home/runs/été'", f"out={tmp_path}/home", f"data.path='{tmp_path}/home/d'", "x='a~b'",
+    ]  # fmt: skip
+    code, _, err = run_cli(capsys, "train", *SHORT, "run_dir=~/runs/été")
+    assert code == 0, err
+    assert (tmp_path / "home" / "runs" / "été" / "generator_ema.safetensors").is_file()
+    assert not list(_cwd.iterdir())  # no folder named '~' in the working directory
+
+
+@pytest.mark.parametrize(
+    "argv,parts",
+    [
+        (["sample", "run=x", "classes=[étoile,cœur]"], ["classes=[étoile,cœur]: Hydra cannot read this value", "quote each item", "'classes=[\"étoile\",\"cœur\"]'"]),
+        (["train", "run_dir=my", "runs"], ["runs: not key=value", "'run_dir=outputs/my run'"]),
+    ],
+)
+def test_values_hydra_cannot_read_say_how_to_quote(capsys, argv, parts):
+    code, _, err = run_cli(capsys, *argv)
+    _one_error_line(code, err, *parts)
+    assert "https://hydra.cc" not in err and "LexerNoViableAlt" not in err

@@ -76,8 +76,8 @@ def format_error(err: BaseException) -> str:
 
 
 QUOTE_HINT = (
-    "values with spaces, non-ASCII characters or any of !#&;<=>^`~ inside [...] or {...}: quote them for Hydra "
-    "inside the shell's quotes, e.g. 'run_dir=outputs/my run' or 'classes=[\"étoile\",\"cœur\"]'"
+    "inside a list [...] or a dict {...}, quote each item with spaces, non-ASCII characters or any of !#&;<=>^`~ "
+    "for Hydra, and the whole argument for the shell: 'classes=[\"étoile\",\"cœur\"]'"
 )
 
 
@@ -85,12 +85,11 @@ def _parse_error(err) -> str:
     """Hydra's lexer/parser message (several lines, a caret, a link) as one line that says how to quote."""
     override = str(getattr(err, "override", "") or "").strip()
     first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-    if "missing EQUAL" in first and "=" not in override:
-        return (
-            f"{override}: not key=value. A value with spaces is split by the shell unless quoted: "
-            "'run_dir=outputs/my run'"
-        )
-    return f"{override}: Hydra cannot read this value ({first.split(':')[0]}); {QUOTE_HINT}"
+    if "missing EQUAL" in str(err) and "=" not in override:
+        return f"{override}: not key=value; a value with spaces needs the shell's quotes: 'run_dir=outputs/my run'"
+    if first.startswith("LexerNoViableAltException"):
+        return f"{override}: Hydra cannot read this value; {QUOTE_HINT}"
+    return f"{override}: Hydra cannot parse this value ({first}): check its brackets and quotes; {QUOTE_HINT}"
 
 
 @contextlib.contextmanager
