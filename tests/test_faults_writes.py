@@ -189,3 +189,21 @@ def test_every_file_the_product_writes_follows_the_umask(tmp_path):
     assert {"cache/fid_ref.npz", "cache/swd_ref.npz", "data.zip", "run/generator_ema.safetensors"} <= set(modes)
     wrong = {name: oct(mode) for name, mode in modes.items() if mode != 0o664}
     assert not wrong, " ".join(f"{k}: {v}" for k, v in sorted(wrong.items()))
+
+
+def test_a_training_and_its_resumes_are_one_tensorboard_run(tmp_path):
+    """TensorBoard shows a folder with event files as a run: Accelerate's tracker put the config
+    (hparams) into a new timestamp folder (plus an hparams.yml folder) at every start, so one
+    training resumed once showed three runs. Now: one folder, the config in it, each step once."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    steps = ["train.checkpoint_kimg=0.008", "train.tick_kimg=0.008", "train.grid_kimg=1", "train.log_with=tensorboard"]
+    fresh_trainer(run_config(tmp_path, "train.kimg=0.016", *steps)).train()
+    fresh_trainer(run_config(tmp_path, "train.kimg=0.032", "resume=auto", *steps)).train()
+    board = tmp_path / "tensorboard"
+    runs = {p.parent for p in board.rglob("events.out.tfevents.*")}
+    assert runs == {board} and [p.name for p in board.iterdir() if not p.name.startswith("events.out.tfevents.")] == []
+    acc = EventAccumulator(str(board))
+    acc.Reload()
+    assert [e.step for e in acc.Scalars("loss_D")] == [1, 2, 3, 4]
+    assert acc.PluginTagToContent("hparams")  # the config is in the run itself
