@@ -179,7 +179,7 @@ def fix_overrides(argv: list[str], command: str, hints: dict[str, str] | None = 
 
 def _compose_with_hydra(config_name: str, overrides: list[str]):
     """The composed config as a DictConfig, with Hydra's own node (``hydra.*``) popped off:
-    ``(config, hydra_config)``."""
+    ``(config, hydra_config)``; the search path's folders in ``hydra_config.searchpath``."""
     from hydra import compose, initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
     from omegaconf import open_dict
@@ -213,6 +213,26 @@ def check_composes(config_name: str, overrides: list[str]):
     return hydra_cfg
 
 
+def print_help(config_name: str, overrides: list[str]) -> None:
+    """``--help``: every setting with its default (as composed with ``overrides``) and the comment of
+    its dataclass field (cli/schema.py), grouped by section; Hydra's own help: ``--hydra-help``."""
+    import shutil
+
+    from omegaconf import OmegaConf
+
+    from maxvit_gan.cli.schema import group_options, help_text
+    from maxvit_gan.config import CONFIG_DIR
+
+    cfg, hydra_cfg = _compose_with_hydra(config_name, overrides)
+    groups = {}
+    if config_name == "train":
+        extra = [str(p).removeprefix("file://") for p in hydra_cfg.searchpath if not str(p).startswith("pkg://")]
+        groups = group_options([str(CONFIG_DIR), *extra])
+    shown = {"run_dir": OmegaConf.to_container(hydra_cfg.run, resolve=False)["dir"]} if config_name == "train" else {}
+    width = min(max(shutil.get_terminal_size((110, 24)).columns, 80), 140)
+    print(help_text(config_name, cfg, hydra_cfg.help.header, hydra_cfg.help.footer, groups, width, shown), end="")
+
+
 def run_command(
     config_name: str,
     task: Callable,
@@ -234,6 +254,9 @@ def run_command(
     argv = list(sys.argv[1:] if argv is None else argv)
     with report_errors():
         argv = fix_overrides(argv, config_name, hints)
+        if any(a in ("--help", "-h") for a in argv):
+            print_help(config_name, [a for a in argv if not _is_flag(a)])
+            return
         if not any(_is_flag(a) for a in argv):
             hydra_cfg = check_composes(config_name, argv)
             if check is not None:

@@ -184,19 +184,104 @@ def description(cls: type, name: str) -> str:
 
 def settings(cfg, cls: type, prefix: str = ""):
     """``(section, key, value, description)`` for every key of the composed config ``cfg`` (a
-    DictConfig of schema ``cls``), in the schema's order; ``section``: the dotted path of the
-    dataclass the key belongs to ('' at the top)."""
+    DictConfig of schema ``cls``): a dataclass's own keys in the schema's order, then its nested
+    sections; ``section``: the dotted path of the dataclass the key belongs to ('' at the top)."""
     from omegaconf import OmegaConf
 
-    types_ = field_types(cls)
-    for name, tp in types_.items():
-        if name not in cfg:
+    nested = []
+    for name, tp in field_types(cls).items():
+        child = cfg._get_node(name) if name in cfg.keys() else None
+        if child is None:
             continue
-        full = f"{prefix}{name}"
         sub = _nested(tp)
-        child = cfg._get_node(name)
         if sub and OmegaConf.is_dict(child) and not child._is_none():
-            yield from settings(child, sub, full + ".")
+            nested.append((child, sub, f"{prefix}{name}."))
+            continue
+        value = OmegaConf.to_container(child, resolve=False) if OmegaConf.is_config(child) else child._value()
+        text = description(cls, name)
+        yield prefix[:-1], f"{prefix}{name}", value, ("required: " + text) if child._is_missing() else text
+    for child, sub, sub_prefix in nested:
+        yield from settings(child, sub, sub_prefix)
+
+
+# ---------------------------------------------------------------------- --help
+
+HIDDEN = {"train": {"overrides"}}  # set by the command itself, not by the user
+KEY_COLUMN = 42
+
+
+def _show(value: Any) -> str:
+    """A value as it is typed on the command line."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (list, tuple, dict)):
+        import json
+
+        return json.dumps(value, separators=(",", ":"), default=str).replace('"', "")
+    return str(value) if str(value) != "" else "''"
+
+
+def group_options(search_dirs: list[str]) -> dict[str, list[str]]:
+    """``{group: [option, ...]}`` of the config folders (the packaged one first, then those of
+    ``hydra.searchpath``): every subfolder but Hydra's own, its ``*.yaml`` files."""
+    from pathlib import Path
+
+    groups: dict[str, set[str]] = {}
+    for folder in search_dirs:
+        root = Path(folder)
+        if not root.is_dir():
+            continue
+        for sub in sorted(p for p in root.iterdir() if p.is_dir() and p.name not in ("hydra", "__pycache__")):
+            options = {f.stem for f in sub.glob("*.yaml")}
+            if options:
+                groups.setdefault(sub.name, set()).update(options)
+    return {g: sorted(o) for g, o in sorted(groups.items())}
+
+
+def help_text(
+    command: str, cfg, header: str, footer: str, groups: dict[str, list[str]], width: int = 110,
+    shown: dict[str, Any] | None = None,
+) -> str:  # fmt: skip
+    """``maxvit-gan COMMAND --help``: the header, the groups (train), then every setting as
+    ``key=default  description``, one section per config block, then the footer. ``shown``: values
+    to show instead of the config's (train: ``run_dir``, which Hydra's ``hydra.run.dir`` sets)."""
+    import textwrap
+
+    cls = schema_of(command)
+    lines = [header.rstrip(), ""]
+    if groups:
+        lines += ["== Groups (group=option) ==", *(f"{g}: {', '.join(o)}" for g, o in groups.items()), ""]
+    lines += [
+        "== Config (key=value: the default as composed from the config files and this command line) ==",
+    ]
+    if command == "train":
+        lines.append("recipe=auto (experiment=auto, the default) picks the keys not given on the command line from the data.")
+    section = None
+    hidden = HIDDEN.get(command, set())
+    for sec, key, value, text in settings(cfg, cls):
+        if key in hidden:
+            continue
+        if sec != section:
+            section = sec
+            lines += ["", f"{sec}.*" + (f": {_section_text(cls, sec)}" if _section_text(cls, sec) else "") if sec else "top level:"]
+        item = f"  {key}={_show((shown or {}).get(key, value))}"
+        body = textwrap.wrap(text, max(width - KEY_COLUMN, 30)) or [""]
+        if len(item) >= KEY_COLUMN - 1:
+            lines.append(item)
+            lines += [" " * KEY_COLUMN + b for b in body if b]
         else:
-            value = OmegaConf.to_container(child, resolve=False) if OmegaConf.is_config(child) else child._value()
-            yield prefix[:-1], full, value, description(cls, name)
+            lines.append(item.ljust(KEY_COLUMN) + body[0])
+            lines += [" " * KEY_COLUMN + b for b in body[1:]]
+    lines += ["", footer.rstrip()]
+    return "\n".join(line.rstrip() for line in lines) + "\n"
+
+
+def _section_text(cls: type, section: str) -> str:
+    """The comment of the field that holds the section (``train`` -> RunConfig.train's comment)."""
+    *parents, name = section.split(".")
+    owner = cls
+    for part in parents:
+        owner = _nested(field_types(owner)[part])
+    return description(owner, name)
