@@ -102,20 +102,17 @@ class TensorBoardRun(_tensorboard_tracker_class()):
 
     def start(self):  # Accelerate >= 1.4 calls it in init_trackers; older versions: store_init_configuration
         if self.writer is None:
-            try:
-                from torch.utils import tensorboard
-            except ModuleNotFoundError:
-                import tensorboardX as tensorboard
+            from torch.utils.tensorboard import SummaryWriter  # needs the tensorboard package
+
             self.logging_dir = os.path.join(self.logging_dir_param, self.run_name)
-            self.writer = tensorboard.SummaryWriter(self.logging_dir, purge_step=self.purge_step, **self.init_kwargs)
+            self.writer = SummaryWriter(self.logging_dir, purge_step=self.purge_step, **self.init_kwargs)
 
     def store_init_configuration(self, values: dict):
-        import importlib
+        from torch.utils.tensorboard.summary import hparams
 
         self.start()
-        summary = importlib.import_module(type(self.writer).__module__.rsplit(".", 1)[0] + ".summary")
         file_writer = self.writer._get_file_writer()
-        for event in summary.hparams(values, {}):  # experiment, session start, session end
+        for event in hparams(values, {}):  # experiment, session start, session end
             file_writer.add_summary(event)
         self.writer.flush()
 
