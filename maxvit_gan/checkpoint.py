@@ -32,6 +32,8 @@ from pathlib import Path
 
 from safetensors.torch import load_file, save_file
 
+from maxvit_gan.files import follow_umask
+
 EMA_FILE = "ema.safetensors"  # the EMA state dict (weights only: the architecture is the run's)
 TRAIN_STATE_FILE = "train_state.json"
 FILES_KEY = "files"  # train state: {file name: {"size": bytes, "sha256": hex}} of the other files
@@ -168,6 +170,7 @@ def _write_extras(tmp: Path, ema_module, train_state: dict) -> None:
     """Rank 0, into the temporary directory: the EMA weights, then the train state with the size
     and sha256 of every other file and its own checksum."""
     save_file({k: v.detach().contiguous().cpu() for k, v in ema_module.state_dict().items()}, str(tmp / EMA_FILE))
+    follow_umask(tmp)  # safetensors (ours and save_state's) writes 0600: others could not read the weights
     state = dict(train_state)
     state[FILES_KEY] = {
         f.name: {"size": f.stat().st_size, "sha256": file_sha256(f)}

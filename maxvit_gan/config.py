@@ -33,8 +33,8 @@ class DataConfig:
     num_workers: int | None = None  # DataLoader workers per process; null: the cores per process minus one, at most 4
     # shapes only
     shapes_num_images: int = 50000  # length of the procedural dataset (one epoch)
-    shapes_num_classes: int = 4
-    shapes_seed: int = 0
+    shapes_num_classes: int = 4  # shape classes, in order: circle, square, triangle, cross, ring, star
+    shapes_seed: int = 0  # seed of the procedural images
 
 
 @dataclass
@@ -72,9 +72,9 @@ class MetricsConfig:
     mode: str = "tf"  # tf (torch-fidelity TF-Inception, paper protocol) | clean (clean-fid)
     inception_weights: str | None = None  # local weights file; None = download + cache on first use
     cache_dir: str | None = None  # reference statistics cache; None = ~/.cache/maxvit_gan
-    kid: bool = True
-    inception_score: bool = True
-    fid: FIDConfig = field(default_factory=FIDConfig)
+    kid: bool = True  # with FID: also KID from the same features
+    inception_score: bool = True  # with FID: also the Inception Score
+    fid: FIDConfig = field(default_factory=FIDConfig)  # FID of the EMA generator during training
     swd: SWDConfig = field(default_factory=SWDConfig)  # sliced Wasserstein distance with its real-vs-real floor
 
 
@@ -82,8 +82,8 @@ class MetricsConfig:
 class OptimConfig:
     g_lr: float = 1e-4  # Adam learning rate of G
     d_lr: float = 1e-4  # Adam learning rate of D
-    betas: list[float] = field(default_factory=lambda: [0.0, 0.99])
-    eps: float = 1e-8
+    betas: list[float] = field(default_factory=lambda: [0.0, 0.99])  # Adam betas (StyleGAN2's)
+    eps: float = 1e-8  # Adam epsilon
     lr_rampdown_kimg: float = 0.0  # both learning rates fall linearly to 0 over the last N kimg of train.kimg (0 = constant)
 
 
@@ -116,7 +116,7 @@ class TrainConfig:
     checkpoint_kimg: float = 50.0  # checkpoint every N kimg (and at the end)
     keep_checkpoints: int = 2  # keep the newest K (the best-FID one is kept besides)
     grid_rows: int = 8  # snapshot grid: rows x cols (one class per row when conditional)
-    grid_cols: int = 8
+    grid_cols: int = 8  # (see grid_rows)
     compile: bool = False  # torch.compile G (not D: R1 needs a double backward, which compiled graphs lack)
     channels_last: bool = False  # channels_last memory format for G and D
     nan_policy: str = "stop"  # stop | skip: what a non-finite loss does
@@ -132,15 +132,15 @@ class TrainConfig:
 class RunConfig:
     """The whole training job (maxvit_gan/conf/train.yaml)."""
 
-    model: ModelConfig = field(default_factory=ModelConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    loss: LossConfig = field(default_factory=LossConfig)
-    metrics: MetricsConfig = field(default_factory=MetricsConfig)
-    seed: int = 0
+    model: ModelConfig = field(default_factory=ModelConfig)  # model=PRESET: the generator and discriminator
+    data: DataConfig = field(default_factory=DataConfig)  # data=shapes|folder|zip: the training images
+    train: TrainConfig = field(default_factory=TrainConfig)  # the loop: length, batch, EMA, grids, checkpoints, trackers
+    optim: OptimConfig = field(default_factory=OptimConfig)  # Adam for G and D
+    loss: LossConfig = field(default_factory=LossConfig)  # GAN loss, R1, augmentation (DiffAugment, ADA), class loss
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)  # FID and SWD during training
+    seed: int = 0  # every random draw: (seed, rank, step) in a step, (seed, epoch) for the data order
     resume: str | None = None  # None | auto (newest checkpoint of the run directory) | PATH
-    run_dir: str | None = None  # set by the script from Hydra's run directory
+    run_dir: str | None = None  # run_dir=DIR: the run directory (short for hydra.run.dir=DIR; set from it)
     experiment: str | None = None  # name of the experiment preset, for the record
     recipe: str = "none"  # auto: settings not given on the command line are picked from the data (training/recipe.py) | none
     overrides: list[str] = field(default_factory=list)  # the command line's overrides (set by the command / compose): what recipe=auto keeps
@@ -152,7 +152,7 @@ class SampleConfig:
 
     run: str | None = None  # run dir (generator_ema.safetensors), save_pretrained dir or .safetensors
     checkpoint: str | None = None  # checkpoints/step-N dir (its ema.safetensors), .safetensors, or latest
-    seeds: Any = "0-63"  # 0-63 | [0,5,7] | '0,5,7' | 0-3,10 : seed i's latent depends on i only
+    seeds: Any = "0-63"  # 0-63 | 0,5,7 | [0,5,7] | 0-3,10 : seed i's latent depends on i only
     truncation: float | None = None  # psi; None = no truncation; 0 = the average image (per class)
     truncation_mode: str = "mean"  # mean: shrink z towards its mean (works here) | truncnorm: redraw |z_i| > psi (HiT)
     classes: Any = None  # conditional models: class per grid row, cycled (0-3, [2,7], names); None = all
@@ -186,7 +186,7 @@ class EvalMetricsConfig:
     swd: bool = False  # sliced Wasserstein distance of Laplacian-pyramid patches (ProGAN, x1e3, per level) and its real-vs-real floor; no network
     inception_weights: str | None = None  # local weights file; None = download + cache on first use
     cache_dir: str | None = None  # reference statistics cache; None = ~/.cache/maxvit_gan
-    kid: bool = True
+    kid: bool = True  # KID from the same features
     inception_score: bool = True  # generators only
     precision_recall: bool = True  # k=3 (StyleGAN2-ADA's definition) on the features kept for KID
 

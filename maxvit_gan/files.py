@@ -30,6 +30,17 @@ def _umask() -> int:
     return mask
 
 
+def follow_umask(path: str | os.PathLike) -> None:
+    """Give the file ``path`` (or every file under the folder ``path``) the permissions the umask
+    gives a new file: what writers that ignore it (safetensors' ``save_file``, ``mkstemp``: 0600)
+    leave. Files this process may not change are left as they are."""
+    path = Path(path)
+    mode = 0o666 & ~_umask()
+    for f in [path] if path.is_file() else (p for p in path.rglob("*") if p.is_file()):
+        with contextlib.suppress(OSError):
+            os.chmod(f, mode)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """``with atomic_path(p) as tmp: write(tmp)``: ``tmp`` is renamed onto ``p`` when the block
@@ -39,7 +50,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     try:
         yield tmp
         if tmp.is_file():
-            os.chmod(tmp, 0o666 & ~_umask())
+            follow_umask(tmp)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

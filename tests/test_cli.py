@@ -88,16 +88,46 @@ def test_help_lists_only_what_the_command_takes(capsys, command):
     code, out, _ = _cli(capsys, command, "--help")
     assert code == 0 and f"maxvit-gan {command}" in out or out.strip(), out
     assert "accelerate:" not in out and "_schema" not in out and "powered by Hydra" not in out
+    config = out.split("== Config")[1]
     if command == "train":
         assert "model: b, hit_b, l, s, tiny" in out and "data: folder, shapes, zip" in out and "experiment: " in out
-        assert "log_with: tensorboard" in out
+        assert "train.log_with=tensorboard" in config and "overrides=" not in config
     else:
-        assert "== Groups" not in out and "model:" not in out.split("== Config")[1]
+        assert "== Groups" not in out and "model." not in config
     if command == "evaluate":
-        config = out.split("== Config")[1]
-        assert "fake: null" in config and "precision_recall: true" in config
-        assert "  mode:" not in config and "every_kimg" not in config  # one mode key; no training-only keys
-        assert "  fid: true" in config and "  swd: false" in config  # evaluate's switches (FID on, SWD off)
+        assert "fake=null" in config and "metrics.precision_recall=true" in config
+        assert "metrics.mode=" not in config and "every_kimg" not in config  # one mode key; no training-only keys
+        assert "metrics.fid=true" in config and "metrics.swd=false" in config  # evaluate's switches (FID on, SWD off)
+
+
+@pytest.mark.parametrize("command", ["train", "sample", "evaluate", "prepare", "export"])
+def test_help_describes_every_key_from_its_dataclass_comment(capsys, command):
+    """`--help` is not a YAML dump: every key is `key=default` and a description, the trailing
+    comment of its dataclass field (the one source), grouped by section."""
+    from maxvit_gan.cli.schema import all_keys, description, schema_of
+    from maxvit_gan.config import TrainConfig
+    from maxvit_gan.models.config import GeneratorConfig
+
+    code, out, _ = _cli(capsys, command, "--help")
+    assert code == 0
+    config = out.split("== Config")[1]
+    lines = config.splitlines()
+    keys = [m.group(1) for ln in lines if (m := re.match(r"^  ([\w.]+)=", ln))]
+    expected = [k for k in all_keys(schema_of(command)) if k != "overrides"]
+    assert sorted(keys) == sorted(expected)
+    undescribed = []
+    for i, ln in enumerate(lines):
+        m = re.match(r"^  ([\w.]+)=(\S*)\s*(.*)$", ln)
+        if m and not (m.group(3) or (i + 1 < len(lines) and lines[i + 1].startswith(" " * 10))):
+            undescribed.append(m.group(1))
+    assert not undescribed, undescribed
+    assert not re.search(r"^\w+:\n  \w+: ", config, re.M)  # no YAML nesting
+    if command == "train":
+        assert re.search(r"^  train\.kimg=\S+ +" + re.escape(description(TrainConfig, "kimg")), config, re.M)
+        assert description(GeneratorConfig, "z_dim") in config  # model.generator.* take GeneratorConfig's comments
+        assert "\ntrain.*: " in config and "\nmodel.generator.*: " in config  # sections, titled by their field's comment
+        _, smoke, _ = _cli(capsys, command, "experiment=smoke", "--help")  # the defaults as composed
+        assert re.search(r"^  train\.kimg=0\.064 ", smoke, re.M), smoke
 
 
 def test_launcher_configs_are_not_hydra_groups(capsys):

@@ -142,3 +142,68 @@ def test_a_failed_metrics_write_is_a_warning(tmp_path, monkeypatch):
     with pytest.warns(UserWarning, match="could not write a line"):
         t.train()
     assert checkpoint_names(tmp_path) == ["step-000000002"]
+
+
+# ----------------------------------------------------------------------------- permissions and TensorBoard runs
+
+
+def test_every_file_the_product_writes_follows_the_umask(tmp_path):
+    """On a shared machine the others may read what the umask lets them (022 -> 0644): safetensors
+    and tempfile.mkstemp write 0600 whatever the umask. Umask 002 here, so 0664 tells a file that
+    follows it from both 0600 and a hard-coded 0644: a run (checkpoint, generator, grids, logs,
+    TensorBoard), an export, the FID and SWD reference caches, a prepared zip."""
+    import os
+    import stat
+
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from maxvit_gan.config import ExportConfig
+    from maxvit_gan.data.prepare import prepare_dataset
+    from maxvit_gan.export import export_generator
+    from maxvit_gan.metrics.reference import save_reference
+    from maxvit_gan.metrics.swd import SWDDescriptors, SWDReference, _save_cache
+
+    old = os.umask(0o002)
+    try:
+        images = tmp_path / "images"
+        images.mkdir()
+        for i in range(2):
+            Image.new("RGB", (12, 12), (40 * i, 80, 120)).save(images / f"{i}.png")
+        run = tmp_path / "run"
+        cfg = run_config(run, "train.kimg=0.008", "train.checkpoint_kimg=0.008", "train.tick_kimg=0.008",
+                         "train.grid_kimg=1", "train.log_with=tensorboard")  # fmt: skip
+        trainer = fresh_trainer(cfg)
+        trainer.train()
+        RunDir(run).write_config(trainer.cfg)
+        export_generator(ExportConfig(run=str(run), out=str(tmp_path / "export"), seeds="0-3"))
+        save_reference(tmp_path / "cache" / "fid_ref.npz", np.zeros(2), np.eye(2), n=2)
+        levels = SWDDescriptors({16: torch.zeros(2, 147)}, num_images=1, patches_per_image=2, seed=0)
+        _save_cache(tmp_path / "cache" / "swd_ref.npz", SWDReference(levels, {}, num_images=1, seed=0))
+        prepare_dataset(str(images), str(tmp_path / "data.zip"), 8, workers=0, progress=False)
+    finally:
+        os.umask(old)
+    modes = {str(p.relative_to(tmp_path)): stat.S_IMODE(p.stat().st_mode) for p in tmp_path.rglob("*") if p.is_file()}
+    assert "run/checkpoints/step-000000001/model.safetensors" in modes and "export/model.safetensors" in modes
+    assert {"cache/fid_ref.npz", "cache/swd_ref.npz", "data.zip", "run/generator_ema.safetensors"} <= set(modes)
+    wrong = {name: oct(mode) for name, mode in modes.items() if mode != 0o664}
+    assert not wrong, " ".join(f"{k}: {v}" for k, v in sorted(wrong.items()))
+
+
+def test_a_training_and_its_resumes_are_one_tensorboard_run(tmp_path):
+    """TensorBoard shows a folder with event files as a run: Accelerate's tracker put the config
+    (hparams) into a new timestamp folder (plus an hparams.yml folder) at every start, so one
+    training resumed once showed three runs. Now: one folder, the config in it, each step once."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    steps = ["train.checkpoint_kimg=0.008", "train.tick_kimg=0.008", "train.grid_kimg=1", "train.log_with=tensorboard"]
+    fresh_trainer(run_config(tmp_path, "train.kimg=0.016", *steps)).train()
+    fresh_trainer(run_config(tmp_path, "train.kimg=0.032", "resume=auto", *steps)).train()
+    board = tmp_path / "tensorboard"
+    runs = {p.parent for p in board.rglob("events.out.tfevents.*")}
+    assert runs == {board} and [p.name for p in board.iterdir() if not p.name.startswith("events.out.tfevents.")] == []
+    acc = EventAccumulator(str(board))
+    acc.Reload()
+    assert [e.step for e in acc.Scalars("loss_D")] == [1, 2, 3, 4]
+    assert acc.PluginTagToContent("hparams")  # the config is in the run itself

@@ -254,7 +254,7 @@ def test_evaluate_swd_alone_needs_no_inception(tmp_path, monkeypatch, capsys):
     assert result["swd"] > 0 and result["swd_floor"] > 0 and result["swd_16px"] == result["swd"]
     assert result["swd_reference"]["n"] == 10 and "mode" not in result and result["num_samples"] == 10
     assert list((tmp_path / "cache" / "swd_refs").glob("swd-16px-n10-*.npz"))  # the reference is cached
-    from maxvit_gan.sharing import _metrics_table
+    from maxvit_gan.models.card import _metrics_table
 
     from maxvit_gan.rundir import RunDir
 

@@ -8,9 +8,34 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from maxvit_gan.cli.common import UsageError, run_command
+
+
+def run_dir_problem(path: str | os.PathLike) -> str | None:
+    """Why ``path`` cannot be the run directory (a file, under a file, not writable), or None.
+    Checked before Hydra creates it: its own attempt ends in a traceback."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        return f"{path} is a file, not a directory: choose another run_dir"
+    existing = path
+    while not existing.exists() and existing != existing.parent:  # the nearest part that exists
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"cannot create {path}: {existing} is a file, not a directory: choose another run_dir"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        what = f"{path} is not writable" if existing == path else f"cannot create {path}: {existing} is not writable"
+        return f"{what} (permissions or a read-only file system): choose another run_dir"
+    return None
+
+
+def check_run_dir(hydra_cfg) -> None:
+    """``run_dir`` / ``hydra.run.dir`` of the composed command line (the default included)."""
+    problem = run_dir_problem(str(hydra_cfg.run.dir))
+    if problem:
+        raise UsageError(f"run_dir: {problem}")
 
 
 def task(dcfg) -> None:
@@ -57,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
 
     codes = {NonFiniteLossError: 3, DivergenceError: 3, CheckpointError: 3, CheckpointWriteError: 3, PeerLostError: 3,
              TrainingError: 3}  # fmt: skip
-    run_command("train", task, argv, exit_codes=codes, before_hydra=quiet_hydra_on_other_ranks)
+    run_command("train", task, argv, exit_codes=codes, before_hydra=quiet_hydra_on_other_ranks, check=check_run_dir)
 
 
 if __name__ == "__main__":

@@ -61,7 +61,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Union
@@ -72,6 +71,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Subset
 
 from maxvit_gan.data import dataset_content_hash
+from maxvit_gan.files import atomic_path
 from maxvit_gan.images import quantize_images
 from maxvit_gan.metrics.compute import LabelSampler, _progress, sample_latents
 from maxvit_gan.metrics.distributed import all_gather_rows, all_reduce_sum, dist_info, split_count
@@ -526,14 +526,8 @@ def _save_cache(path: Path, ref: SWDReference) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {f"level_{r}": t.numpy() for r, t in ref.descriptors.levels.items()}
     arrays["meta"] = np.array(json.dumps(dict(ref.meta, floor=ref.floor), sort_keys=True, default=str))
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp.npz")
-    os.close(fd)
-    try:
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:  # the umask's permissions (mkstemp: 0600)
+        np.savez(f, **arrays)
 
 
 def _load_cache(path: Path, key: str, seed: int) -> SWDReference | None:

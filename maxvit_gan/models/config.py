@@ -49,7 +49,7 @@ class DiscriminatorConfig:
     resolution: int = 32  # input side
     num_classes: int = 0  # 0 = unconditional; else projection discriminator
     channel_base: int | None = None  # channels at resolution r: min(channel_base // r, channel_max)
-    channel_max: int | None = None
+    channel_max: int | None = None  # at most this many channels per layer
     mbstd_group: int = 4  # minibatch-stddev group size (0 = off)
     class_head: bool = False  # auxiliary classifier on the top features (AC-GAN style; needs classes)
     # HiT's ImageNet D (docs/hit.md): channel_base=16384 (its channel multiplier 1), mbstd_group=0, and:
@@ -95,5 +95,5 @@ class ModelConfig:
     """
 
     preset: str = "tiny"  # tiny | s | b | hit_b | l (maxvit_gan/models/presets.py)
-    generator: GeneratorOverrides = field(default_factory=GeneratorOverrides)  # type: ignore[valid-type]
-    discriminator: DiscriminatorOverrides = field(default_factory=DiscriminatorOverrides)  # type: ignore[valid-type]
+    generator: GeneratorOverrides = field(default_factory=GeneratorOverrides)  # type: ignore[valid-type]  # GeneratorConfig's fields; null = the preset's
+    discriminator: DiscriminatorOverrides = field(default_factory=DiscriminatorOverrides)  # type: ignore[valid-type]  # DiscriminatorConfig's; null = the preset's

@@ -5,7 +5,8 @@ Accelerate. :class:`RunLogger` is the one writer (rank 0); the rest of this modu
 ``train.log_with`` names one or more of Accelerate's trackers (comma-separated), ``all`` (every
 one installed) or ``none``. The trainer sends every tick's scalars (the ``metrics.jsonl`` line)
 and every snapshot grid to each of them, and the run's config once at the start.
-TensorBoard (the default) writes to ``<run>/tensorboard/``; the others use their own settings,
+TensorBoard (the default) writes to ``<run>/tensorboard/``, one TensorBoard run per training,
+resumes included (:class:`TensorBoardRun`); the others use their own settings,
 with ``train.tracker_project`` as the project name and ``train.tracker_kwargs.<tracker>.*``
 passed to their init (e.g. ``+train.tracker_kwargs.wandb.entity=me``).
 An unknown name is an error; a tracker whose package is missing is an error, except the default
@@ -16,10 +17,12 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import time
 import warnings
 from dataclasses import asdict, is_dataclass
+from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm  # the bar shows on terminals only (RunLogger), so no notebook widget
@@ -72,17 +75,46 @@ def tracker_names(log_with: str | None) -> list[str]:
 
 
 def accelerator_trackers(names: list[str], tensorboard_dir, tracker_kwargs: dict | None = None) -> list:
-    """``Accelerator(log_with=...)`` for ``names``: TensorBoard as a tracker writing to ``tensorboard_dir``
-    (the run's folder), the others by name."""
+    """``Accelerator(log_with=...)`` for ``names``: TensorBoard as a :class:`TensorBoardRun` writing to
+    ``tensorboard_dir`` (the run's folder), the others by name."""
+    kwargs = dict(tracker_kwargs or {})
+    return [TensorBoardRun(tensorboard_dir, **kwargs.get("tensorboard", {})) if n == "tensorboard" else n for n in names]
+
+
+def _tensorboard_tracker_class():
     from accelerate.tracking import TensorBoardTracker
 
-    kwargs = dict(tracker_kwargs or {})
-    return [
-        TensorBoardTracker(tensorboard_dir.name, str(tensorboard_dir.parent), **kwargs.get("tensorboard", {}))
-        if n == "tensorboard"
-        else n
-        for n in names
-    ]
+    return TensorBoardTracker
+
+
+class TensorBoardRun(_tensorboard_tracker_class()):
+    """Accelerate's TensorBoard tracker, as one TensorBoard run per training: TensorBoard shows every
+    folder holding event files as a run, and Accelerate's ``store_init_configuration`` wrote the
+    config into a new timestamp folder (``add_hparams``) and an ``hparams.yml`` into another at every
+    start, so a training resumed once showed three runs. Here the config (hparams) goes into the
+    run's own folder, and the writer opens with ``purge_step`` (set before ``init_trackers``) so that
+    a resume drops the events an earlier, killed attempt logged after its last checkpoint."""
+
+    def __init__(self, logging_dir, purge_step: int | None = None, **kwargs):
+        super().__init__(Path(logging_dir).name, str(Path(logging_dir).parent), **kwargs)
+        self.purge_step = purge_step
+        self.writer = None
+
+    def start(self):  # Accelerate >= 1.4 calls it in init_trackers; older versions: store_init_configuration
+        if self.writer is None:
+            from torch.utils.tensorboard import SummaryWriter  # needs the tensorboard package
+
+            self.logging_dir = os.path.join(self.logging_dir_param, self.run_name)
+            self.writer = SummaryWriter(self.logging_dir, purge_step=self.purge_step, **self.init_kwargs)
+
+    def store_init_configuration(self, values: dict):
+        from torch.utils.tensorboard.summary import hparams
+
+        self.start()
+        file_writer = self.writer._get_file_writer()
+        for event in hparams(values, {}):  # experiment, session start, session end
+            file_writer.add_summary(event)
+        self.writer.flush()
 
 
 def flat_config(cfg, prefix: str = "") -> dict:
@@ -135,27 +167,16 @@ class RunLogger:
         self.jsonl = open(run_dir.metrics_file, "a")
         self.log = open(run_dir.log_file, "a")
         if accelerator is not None and accelerator.log_with and cfg is not None:
+            for tracker in accelerator.log_with:
+                if isinstance(tracker, TensorBoardRun):
+                    tracker.purge_step = purge_step
             accelerator.init_trackers(
                 cfg.train.tracker_project, config=flat_config(cfg), init_kwargs=dict(cfg.train.tracker_kwargs)
             )
-            if purge_step is not None:
-                self._purge_tensorboard(purge_step)
         self.bar = tqdm(
             total=round(total_kimg, 3), initial=round(start_kimg, 3), unit="kimg", dynamic_ncols=True,
             disable=not sys.stderr.isatty(),
         )  # fmt: skip
-
-    def _purge_tensorboard(self, purge_step: int) -> None:
-        """Reopen TensorBoard's writer with ``purge_step``: events at steps >= it from an earlier
-        attempt are dropped, so a resumed run shows each step once."""
-        from accelerate.tracking import TensorBoardTracker
-
-        for tracker in self.trackers:
-            writer = getattr(tracker, "writer", None)
-            if isinstance(tracker, TensorBoardTracker) and writer is not None:
-                log_dir = writer.log_dir if hasattr(writer, "log_dir") else writer.logdir
-                writer.close()
-                tracker.writer = type(writer)(log_dir, purge_step=purge_step)
 
     @property
     def trackers(self) -> list:
