@@ -255,7 +255,6 @@ def test_evaluate_swd_alone_needs_no_inception(tmp_path, monkeypatch, capsys):
     assert result["swd_reference"]["n"] == 10 and "mode" not in result and result["num_samples"] == 10
     assert list((tmp_path / "cache" / "swd_refs").glob("swd-16px-n10-*.npz"))  # the reference is cached
     from maxvit_gan.models.card import _metrics_table
-
     from maxvit_gan.rundir import RunDir
 
     card = _metrics_table(RunDir(run).latest_metrics())  # the model card of an export shows it
