@@ -52,7 +52,7 @@ from maxvit_gan.training.rng import EpochSampler, step_rng
 from maxvit_gan.training.schedules import ema_beta_at, lr_scale
 from maxvit_gan.training.scoring import Scorer
 from maxvit_gan.training.stopping import PeerLostError, StopSignal, TrainingError, is_peer_failure
-from maxvit_gan.training.threads import auto_num_workers, setup_cpu_threads
+from maxvit_gan.training.threads import THREADS_ENV, auto_num_workers, setup_cpu_threads
 from maxvit_gan.training.trackers import RunLogger, format_duration
 
 STAT_NAMES = ("loss_D", "loss_G", "r1", "bcr", "cls_D", "cls_G")  # per-step statistics, in this order
@@ -410,16 +410,24 @@ class Trainer:
         )
         for note in self.recipe_notes + notes:
             logger.line(note)
-        if self.threads is not None:
-            n = torch.get_num_threads()
-            how = ("automatic: fewer while other processes use the cores, and a run's numbers depend on the thread "
-                   f"count in their last bits; train.cpu_threads={n} fixes it") if self.threads.enabled else "fixed"  # fmt: skip
-            logger.line(f"CPU: {n} torch thread(s) per process ({how})")
+        if self.threads is not None:  # a run's numbers depend on the count (float sums), so say it loudly
+            logger.line(self._threads_line())
         if s["nimg"] >= total_nimg:
             logger.line(f"Nothing to train: the run is at kimg {s['nimg'] / 1000:.3f} >= train.kimg={t.kimg}")
         skipped = getattr(self.dataset, "num_skipped", 0)
         if skipped:
             logger.line(f"data: {skipped} unreadable image(s) skipped so far (each named in a warning)")
+
+    def _threads_line(self) -> str:
+        """The CPU thread count, whether it may change, and how to pin it: float sums differ in their
+        last bits between counts and training amplifies that (the CPU demo: Shapes-FID 137 after the
+        count dropped to 1 on a busy machine, 69.7 on a quiet one)."""
+        n = torch.get_num_threads()
+        if self.cfg.train.cpu_threads or os.environ.get(THREADS_ENV):
+            return f"CPU: {n} torch thread(s) per process (fixed: train.cpu_threads or ${THREADS_ENV})"
+        why = "fewer while other processes use the cores" if self.threads.enabled else "the cores of this process"
+        return (f"CPU: {n} torch thread(s) per process (automatic: {why}; a run's numbers depend on the count: "
+                f"train.cpu_threads={n} fixes it)")  # fmt: skip
 
     def _score(self, logger: RunLogger, fid: bool, swd: bool) -> bool:
         """The scores that are due, of the EMA generator (collective); logs them; True when the FID
