@@ -144,12 +144,14 @@ class Trainer:
         self.blowup = BlowUpGuard(t.divergence_bound)
         self.stop = StopSignal()
         self.scorer = Scorer(cfg.metrics, acc, self.dataset, cfg.seed)
-        self.scorer.prepare()  # a bad reference or cache folder is an error now, not at the first evaluation
         # the checkpoint to resume from, verified and checked against this configuration, before
         # anything is written to the run directory
         self.resume_choice = self._on_rank0(
             lambda: ckpt.choose_checkpoint(cfg.resume, self.run.checkpoints_dir, self.model_settings(), self.class_weight)
         )
+        # then what the first FID needs (it can take minutes: the reference statistics): a bad
+        # reference file or cache folder is an error now, not at the first evaluation hours in
+        self.scorer.prepare()
 
     def model_settings(self) -> dict:
         """The resolved architectures, as stored: what a checkpoint must match to be resumed."""
