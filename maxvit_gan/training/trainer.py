@@ -353,14 +353,16 @@ class Trainer:
                 t_aside = time.time()  # scores, checkpoints and grids: not counted in the tick's speed
                 new_best = self._score(logger, fid=nimg >= due["fid"] or done, swd=nimg >= due["swd"] or done)
                 if nimg >= due["ckpt"] or done or stop or new_best:  # before the grid: a grid never costs a checkpoint
-                    self._checkpoint(logger, final=done or stop)
+                    saved = self._checkpoint(logger, final=done or stop)
                 if nimg >= due["grid"] or done:
                     self.write_fakes_grid(logger)
                 tick.start_time += time.time() - t_aside
                 due = {k: (_next_multiple(nimg, every[k]) if nimg >= due[k] else due[k]) for k in due}
                 if stop:
                     stopped = True
-                    logger.line(f"Stop requested: checkpoint saved at step {self.state['step']}; exiting.")
+                    logger.line(f"Stop requested: checkpoint saved at step {self.state['step']}; exiting." if saved else
+                                f"Stop requested at step {self.state['step']}: no checkpoint written, the newest is "
+                                f"{ckpt.latest_checkpoint(self.run.checkpoints_dir)}; exiting.")  # fmt: skip
                     break
         except BaseException as err:
             if isinstance(err, RuntimeError) and self.world > 1 and is_peer_failure(err):  # no collective can succeed: exit
@@ -496,13 +498,14 @@ class Trainer:
         logger.record(stats, self.state["step"])
         return means
 
-    def _checkpoint(self, logger: RunLogger, final: bool) -> None:
-        """A checkpoint, unless the losses are blowing up (then the good checkpoints stay, unpruned)."""
+    def _checkpoint(self, logger: RunLogger, final: bool) -> bool:
+        """A checkpoint, unless the losses are blowing up (then the good checkpoints stay, unpruned).
+        True when one was written."""
         if not self.blowup.sane:
             logger.line(f"no checkpoint at step {self.state['step']}: {', '.join(self.blowup.last_bad)} beyond "
                         f"train.divergence_bound={self.cfg.train.divergence_bound:g}")  # fmt: skip
-            return
-        self.save(final=final)
+            return False
+        return self.save(final=final) is not None
 
     def _saved_after(self, err: BaseException, logger: RunLogger) -> TrainingError:
         """An error stopped the loop: save the in-memory state when it can be trusted (one process,
