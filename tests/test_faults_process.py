@@ -272,3 +272,105 @@ def test_a_held_lock_refuses_a_second_trainer_and_a_dead_holders_lock_is_taken_o
         t = fresh_trainer(run_config(tmp_path, "train.kimg=0.008"))
     t.train()
     assert not (tmp_path / "train.lock").exists()  # released at the end of train()
+
+
+# ----------------------------------------------------------------------------- an error inside the loop, a second Ctrl-C
+
+# no periodic checkpoint, grid or score: what is saved at the stop is the save made for it
+QUIET = ["train.kimg=1", "train.checkpoint_kimg=1", "train.grid_kimg=1", "train.tick_kimg=0.016"]
+WORKER_DIED = "DataLoader worker (pid(s) 4242) exited unexpectedly"
+
+
+def _failing_batches(monkeypatch, after: int):
+    """The data fails after ``after`` batches, as when the OOM killer ends a DataLoader worker."""
+    from maxvit_gan.training.trainer import Trainer
+
+    real = Trainer._batches
+
+    def batches(self):
+        for k, batch in enumerate(real(self)):
+            if k == after:
+                raise RuntimeError(WORKER_DIED)
+            yield batch
+
+    monkeypatch.setattr(Trainer, "_batches", batches)
+
+
+def test_an_error_inside_the_loop_saves_the_state_first_then_stops_in_one_line(tmp_path, monkeypatch):
+    from train_utils import model_state
+
+    _failing_batches(monkeypatch, after=3)
+    t = fresh_trainer(run_config(tmp_path, *QUIET))
+    with pytest.raises(RuntimeError) as info:  # stopping.TrainingError: exit 3 from the command
+        t.train()
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(f"training stopped at step 3 by RuntimeError: {WORKER_DIED}; ")
+    assert "the state at step 3 was saved in " in message and message.endswith("continue with resume=auto")
+    assert [p.name for p in ckpt.list_checkpoints(tmp_path / "checkpoints")] == ["step-000000003"]
+    assert (tmp_path / "train.log").read_text().splitlines()[-1].endswith(f"ERROR: {message}")
+    resumed = fresh_trainer(run_config(tmp_path, *QUIET, "resume=auto"))
+    assert resumed.resume() and resumed.state["step"] == 3
+    resumed.lock.release()
+    saved, now = model_state(t), model_state(resumed)
+    assert all((saved[k] == now[k]).all() for k in saved)  # the in-memory state, as it was
+
+
+def test_an_error_inside_the_loop_is_one_error_line_and_exit_3(tmp_path, monkeypatch, capsys):
+    from train_utils import run_cli
+
+    _failing_batches(monkeypatch, after=2)
+    code, out, err = run_cli(capsys, "train", "experiment=smoke", "train.log_with=none", "data.shapes_num_images=64",
+                             *QUIET, f"run_dir={tmp_path}")  # fmt: skip
+    errors = [s for s in (out + err).splitlines() if "ERROR" in s]
+    assert code == 3 and "Traceback" not in out + err
+    assert errors == [f"ERROR: training stopped at step 2 by RuntimeError: {WORKER_DIED}; the state at step 2 was saved "
+                      f"in {tmp_path / 'checkpoints' / 'step-000000002'}; continue with resume=auto"]  # fmt: skip
+
+
+def test_a_second_ctrl_c_during_a_score_stops_at_once_after_a_save(tmp_path, monkeypatch):
+    """The first Ctrl-C asks for a stop after the step (here: after the FID); the second one, during
+    the FID, does not wait for it: the state is saved and the run ends."""
+    from maxvit_gan.training import scoring
+
+    reached = []
+
+    def fid(self, generator):  # an FID that takes long: the user presses Ctrl-C twice
+        os.kill(os.getpid(), signal.SIGINT)
+        reached.append("after the first Ctrl-C")
+        os.kill(os.getpid(), signal.SIGINT)
+        reached.append("after the second Ctrl-C")
+        return {self.key: 1.0}
+
+    monkeypatch.setattr(scoring.Scorer, "prepare", lambda self: None, raising=False)  # no feature network
+    monkeypatch.setattr(scoring.Scorer, "__call__", fid)
+    with pytest.raises(RuntimeError, match=r"training stopped at step 2 by KeyboardInterrupt: second SIGINT; the state "
+                                            r"at step 2 was saved in .*step-000000002"):  # fmt: skip
+        fresh_trainer(run_config(tmp_path, *QUIET, "metrics.fid.every_kimg=0.016", "metrics.fid.num_samples=8")).train()
+    assert reached == ["after the first Ctrl-C"]
+    assert ckpt.verify_checkpoint(tmp_path / "checkpoints" / "step-000000002")["step"] == 2
+
+
+@pytest.mark.slow
+def test_a_killed_dataloader_worker_saves_the_state_and_exits_3_with_one_error_line(tmp_path):
+    """As the OOM killer does: SIGKILL to the DataLoader worker of a running trainer (one worker, an
+    epoch of 1024 steps: the worker is not replaced while the test looks)."""
+    run = tmp_path / "run"
+    args = [a for a in LONG if not a.startswith("data.shapes_num_images=")]
+    trainer = _start([sys.executable, "-m", "maxvit_gan", "train", *args, "data.shapes_num_images=8192", "data.num_workers=1",
+                      f"run_dir={run}"])  # fmt: skip
+    worker = None
+    try:
+        _wait(lambda: len(_steps(run)) >= 2, 180, "the trainer's ticks", [trainer])
+        me = psutil.Process(trainer.pid)
+        (worker,) = [c for c in me.children() if c.cmdline() == me.cmdline()]  # forked: the same command line
+        worker.kill()
+        out, _ = trainer.communicate(timeout=120)
+    finally:
+        _kill_tree(trainer)
+    errors = [s for s in out.splitlines() if "ERROR" in s]
+    assert trainer.returncode == 3 and "Traceback" not in out and len(errors) == 1, out[-4000:]
+    newest = ckpt.latest_checkpoint(run / "checkpoints")
+    step = ckpt.verify_checkpoint(newest)["step"]
+    assert step >= max(_steps(run))  # the step it was at: saved for the stop
+    assert errors[0].startswith(f"ERROR: training stopped at step {step} by RuntimeError: DataLoader worker (pid")
+    assert f"{worker.pid}" in errors[0] and f"Killed; the state at step {step} was saved in {newest}" in errors[0]

@@ -161,10 +161,13 @@ class RunLogger:
     def trackers(self) -> list:
         return list(self.accelerator.trackers) if self.enabled and self.accelerator is not None else []
 
-    def line(self, text: str) -> None:
+    def line(self, text: str, console: bool = True) -> None:
+        """``text`` to train.log and (``console``) stdout; False: the log only (e.g. an error the
+        command prints itself)."""
         if self.enabled:
-            tqdm.write(text, file=sys.stdout)
-            sys.stdout.flush()
+            if console:
+                tqdm.write(text, file=sys.stdout)
+                sys.stdout.flush()
             try:
                 self.log.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')}  {text}\n")
                 self.log.flush()

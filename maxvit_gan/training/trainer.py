@@ -518,7 +518,7 @@ class Trainer:
             except Exception as save_err:  # noqa: BLE001  (the original error is the one to report)
                 where += f" (saving the state at step {self.state['step']} failed too: {type(save_err).__name__})"
         message = f"training stopped at step {self.state['step']} by {cause}; {where}; continue with resume=auto"
-        logger.line(f"ERROR: {message}")
+        logger.line(f"ERROR: {message}", console=False)  # the error itself reaches the console (the CLI: one line)
         return TrainingError(message)
 
     def _weights_finite(self) -> bool:
@@ -610,9 +610,10 @@ def _next_multiple(nimg: int, every_kimg: float) -> float:
 
 
 def _one_line(err: BaseException) -> str:
-    """``Type: first line`` of an error; for one re-raised from a DataLoader worker, the original's."""
+    """``Type: first line`` of an error (its last full stop dropped: a sentence follows it); for one
+    re-raised from a DataLoader worker, the original's."""
     text = str(err).strip()
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    lines = [ln.strip().rstrip(".") for ln in text.splitlines() if ln.strip()]
     if "Original Traceback" in text and lines:  # "Caught X in DataLoader worker process 0. Original Traceback ... X: msg"
         last = lines[-1]
         name, _, msg = last.partition(": ")
