@@ -327,9 +327,10 @@ def test_an_error_inside_the_loop_is_one_error_line_and_exit_3(tmp_path, monkeyp
                       f"in {tmp_path / 'checkpoints' / 'step-000000002'}; continue with resume=auto"]  # fmt: skip
 
 
-def test_a_second_ctrl_c_during_a_score_stops_at_once_after_a_save(tmp_path, monkeypatch):
+def test_a_second_ctrl_c_during_a_score_stops_at_once_after_a_save(tmp_path, monkeypatch, capsys):
     """The first Ctrl-C asks for a stop after the step (here: after the FID); the second one, during
-    the FID, does not wait for it: the state is saved and the run ends."""
+    the FID, does not wait for it: the state (whole: an FID changes nothing of it) is saved and the
+    run ends as a stop does."""
     from maxvit_gan.training import scoring
 
     reached = []
@@ -343,11 +344,93 @@ def test_a_second_ctrl_c_during_a_score_stops_at_once_after_a_save(tmp_path, mon
 
     monkeypatch.setattr(scoring.Scorer, "prepare", lambda self: None, raising=False)  # no feature network
     monkeypatch.setattr(scoring.Scorer, "__call__", fid)
-    with pytest.raises(RuntimeError, match=r"training stopped at step 2 by KeyboardInterrupt: second SIGINT; the state "
-                                            r"at step 2 was saved in .*step-000000002"):  # fmt: skip
-        fresh_trainer(run_config(tmp_path, *QUIET, "metrics.fid.every_kimg=0.016", "metrics.fid.num_samples=8")).train()
+    t = fresh_trainer(run_config(tmp_path, *QUIET, "metrics.fid.every_kimg=0.016", "metrics.fid.num_samples=8"))
+    result = t.train()
     assert reached == ["after the first Ctrl-C"]
+    assert result["stopped"] and result["step"] == 2
     assert ckpt.verify_checkpoint(tmp_path / "checkpoints" / "step-000000002")["step"] == 2
+    out = capsys.readouterr().out
+    assert "Stop requested again (SIGINT): stopped at once; the state at step 2 was saved in " in out and "ERROR" not in out
+
+
+def test_ctrl_c_under_a_launcher_finishes_the_step_then_stops(tmp_path, monkeypatch, capsys):
+    """A Ctrl-C in a terminal reaches the trainer (SIGINT) and `accelerate launch`, which then sends
+    the trainer SIGTERM: two signals within a step. That is one request: the step is finished
+    (not cut between the D and G updates), saved, and the run stops as for one signal, without the
+    FID that was due (minutes)."""
+    from maxvit_gan.training import scoring
+    from maxvit_gan.training import trainer as trainer_mod
+
+    real_d_loss, phases, scored = trainer_mod.d_loss, [], []
+    monkeypatch.setattr(scoring.Scorer, "prepare", lambda self: None, raising=False)  # no feature network
+    monkeypatch.setattr(scoring.Scorer, "__call__", lambda self, g: scored.append(1) or {self.key: 1.0})
+
+    def d_loss(*a):  # inside the D phase of step 3 (state step 2)
+        if len(phases) == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGTERM)
+        phases.append("D")
+        return real_d_loss(*a)
+
+    monkeypatch.setattr(trainer_mod, "d_loss", d_loss)
+    result = fresh_trainer(run_config(tmp_path, *QUIET, "metrics.fid.every_kimg=0.024", "metrics.fid.num_samples=8")).train()
+    assert result["stopped"] and result["step"] == 3 and scored == []
+    assert ckpt.verify_checkpoint(tmp_path / "checkpoints" / "step-000000003")["step"] == 3
+    out = capsys.readouterr().out
+    assert "Stop requested: checkpoint saved at step 3; exiting." in out and "ERROR" not in out
+
+
+@pytest.mark.slow
+def test_one_ctrl_c_to_accelerate_launch_stops_cleanly(tmp_path):
+    """Ctrl-C in the terminal: SIGINT to the whole foreground process group (launcher, trainer, its
+    DataLoader worker); the launcher then sends SIGTERM to the trainer and its worker."""
+    run = tmp_path / "run"
+    cmd = [*ACCELERATE_LAUNCH, *ONE_PROCESS, *_script(run, "data.num_workers=1")[1:]]
+    launcher = subprocess.Popen(cmd, cwd=ROOT, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                start_new_session=True)  # a process group of its own, as a terminal's job  # fmt: skip
+    try:
+        _wait(lambda: len(_steps(run)) >= 2, 180, "the trainer's ticks", [launcher])
+        os.killpg(launcher.pid, signal.SIGINT)
+        out, _ = launcher.communicate(timeout=90)
+    finally:
+        _kill_tree(launcher)
+    assert "Stop requested: checkpoint saved at step" in out and "ERROR" not in out, out[-3000:]
+    newest = ckpt.latest_checkpoint(run / "checkpoints")
+    assert ckpt.verify_checkpoint(newest)["step"] == max(_steps(run))
+
+
+def test_a_worker_killed_during_a_step_stops_the_run_after_the_step(tmp_path, monkeypatch):
+    """DataLoader's SIGCHLD handler raises where the main thread is: inside a step it would cut it
+    between the D and G updates, and the state saved would be half a step. The error waits for
+    the end of the step: what is saved is the state after whole steps, as a run of 3 steps has it."""
+    from train_utils import model_state
+
+    from maxvit_gan.training import trainer as trainer_mod
+
+    reference = fresh_trainer(run_config(tmp_path / "ref", *QUIET, "train.kimg=0.024"))
+    reference.train()
+    real_d_loss, calls = trainer_mod.d_loss, []
+
+    def d_loss(*a):  # inside the D phase of step 3: the OOM killer ends the worker
+        calls.append(1)
+        if len(calls) == 3:
+            me = psutil.Process()
+            (worker,) = [c for c in me.children() if c.cmdline() == me.cmdline()]
+            worker.kill()
+            _wait(lambda: worker.status() == psutil.STATUS_ZOMBIE, 30, "the worker to die")  # SIGCHLD sent
+            time.sleep(0.2)  # time for the handler to run, here
+        return real_d_loss(*a)
+
+    monkeypatch.setattr(trainer_mod, "d_loss", d_loss)
+    run = tmp_path / "run"
+    with pytest.raises(RuntimeError, match=r"training stopped at step 3 by RuntimeError: DataLoader worker .* is killed "
+                                           r"by signal: Killed; the state at step 3 was saved"):  # fmt: skip
+        fresh_trainer(run_config(run, *QUIET, "data.num_workers=1")).train()
+    resumed = fresh_trainer(run_config(run, *QUIET, "resume=auto"))
+    assert resumed.resume() and resumed.state["step"] == 3
+    resumed.lock.release()
+    saved, whole = model_state(resumed), model_state(reference)
+    assert all((saved[k] == whole[k]).all() for k in whole)
 
 
 @pytest.mark.slow

@@ -51,7 +51,7 @@ from maxvit_gan.training.recipe import DataFacts, apply_recipe
 from maxvit_gan.training.rng import EpochSampler, step_rng
 from maxvit_gan.training.schedules import ema_beta_at, lr_scale
 from maxvit_gan.training.scoring import Scorer
-from maxvit_gan.training.stopping import PeerLostError, StopSignal, TrainingError, is_peer_failure
+from maxvit_gan.training.stopping import PeerLostError, StopNow, StopSignal, TrainingError, is_peer_failure
 from maxvit_gan.training.threads import THREADS_ENV, auto_num_workers, setup_cpu_threads
 from maxvit_gan.training.trackers import RunLogger, format_duration
 
@@ -339,7 +339,14 @@ class Trainer:
         try:
             while self.state["nimg"] < total_nimg:
                 images, labels = next(batches)
-                tick.add(self.train_step(images, labels))
+                self.stop.hold_child_errors()
+                self.stop.in_step = True  # a second signal or a worker's death waits for the end of the step
+                try:
+                    stats = self.train_step(images, labels)
+                finally:
+                    self.stop.in_step = False
+                tick.add(stats)
+                self.stop.raise_held()
                 if self.threads is not None and (note := self.threads.update()):
                     logger.line(note)
                 nimg = self.state["nimg"]
@@ -351,7 +358,8 @@ class Trainer:
                     tick = _Tick(nimg, tick.run_start)
                     self.blowup.tick(means, self.state, ckpt.latest_checkpoint(self.run.checkpoints_dir))
                 t_aside = time.time()  # scores, checkpoints and grids: not counted in the tick's speed
-                new_best = self._score(logger, fid=nimg >= due["fid"] or done, swd=nimg >= due["swd"] or done)
+                # no score on a stop: an FID takes minutes, the stop was asked for now
+                new_best = not stop and self._score(logger, fid=nimg >= due["fid"] or done, swd=nimg >= due["swd"] or done)
                 if nimg >= due["ckpt"] or done or stop or new_best:  # before the grid: a grid never costs a checkpoint
                     saved = self._checkpoint(logger, final=done or stop)
                 if nimg >= due["grid"] or done:
@@ -372,12 +380,21 @@ class Trainer:
                     f"the newest checkpoint, {ckpt.latest_checkpoint(self.run.checkpoints_dir)}, is intact: "
                     "restart with resume=auto"
                 ) from err
-            known = (NonFiniteLossError, DivergenceError, ckpt.CheckpointWriteError)  # they say what happened themselves
-            nothing_trained = self.state["step"] == start_step and not isinstance(err, KeyboardInterrupt)
-            if isinstance(err, known) or not isinstance(err, (Exception, KeyboardInterrupt)) or nothing_trained:
-                raise
-            # a worker killed, the data damaged or replaced, a second Ctrl-C: save what can be saved, one line
-            raise self._saved_after(err, logger) from err
+            nothing_trained = self.state["step"] == start_step
+            worker_ended = self.stop.received and "DataLoader worker" in str(err)  # the launcher ends the tree
+            if isinstance(err, StopNow) or worker_ended:  # outside a step (an FID, a save): the state is whole
+                stopped = True
+                where = "nothing was trained since the start" if nothing_trained else self._save_now()
+                how = f"again ({err}): stopped at once" if isinstance(err, StopNow) else "(the data workers ended too)"
+                logger.line(f"Stop requested {how}; {where}; exiting.")
+            else:
+                known = (NonFiniteLossError, DivergenceError, ckpt.CheckpointWriteError)  # they say what happened
+                if isinstance(err, known) or not isinstance(err, (Exception, KeyboardInterrupt)) or (
+                    nothing_trained and not isinstance(err, KeyboardInterrupt)
+                ):
+                    raise
+                # a worker killed, the data damaged or replaced: save what can be saved, one line
+                raise self._saved_after(err, logger) from err
         finally:
             logger.close()
         return {"step": self.state["step"], "kimg": self.state["nimg"] / 1000, "stopped": stopped}
@@ -507,17 +524,22 @@ class Trainer:
             return False
         return self.save(final=final) is not None
 
-    def _saved_after(self, err: BaseException, logger: RunLogger) -> TrainingError:
-        """An error stopped the loop: save the in-memory state when it can be trusted (one process,
-        finite weights, losses not blowing up), log one line, and return the error to raise."""
-        cause = _one_line(err)
+    def _save_now(self) -> str:
+        """Save the in-memory state when it can be trusted (one process: a save is collective, and
+        the others may be elsewhere; finite weights; losses not blowing up). Says where it is."""
         where = f"the newest checkpoint, {ckpt.latest_checkpoint(self.run.checkpoints_dir)}, is intact"
         if self.world == 1 and self.blowup.sane and self._weights_finite():
             try:
-                where = f"the state at step {self.state['step']} was saved in {self.save(final=True)}"
-            except Exception as save_err:  # noqa: BLE001  (the original error is the one to report)
+                return f"the state at step {self.state['step']} was saved in {self.save(final=True)}"
+            except Exception as save_err:  # noqa: BLE001  (the error that stopped the loop is the one to report)
                 where += f" (saving the state at step {self.state['step']} failed too: {type(save_err).__name__})"
-        message = f"training stopped at step {self.state['step']} by {cause}; {where}; continue with resume=auto"
+        return where
+
+    def _saved_after(self, err: BaseException, logger: RunLogger) -> TrainingError:
+        """An error stopped the loop: save the in-memory state when it can be trusted, log one line
+        (train.log), and return the error to raise."""
+        message = (f"training stopped at step {self.state['step']} by {_one_line(err)}; {self._save_now()}; "
+                   "continue with resume=auto")  # fmt: skip
         logger.line(f"ERROR: {message}", console=False)  # the error itself reaches the console (the CLI: one line)
         return TrainingError(message)
 
