@@ -1,13 +1,15 @@
 """Fault injection, subject: training data. What belongs here: what a dataset folder or zip can
 hold that breaks training: symbolic-link loops, broken dataset.json labels, corrupt images in a
 zip (counted in the log and metrics.jsonl), a flat folder with a thumbnails subfolder, an empty
-folder. (Generator files given to sampling and evaluation: test_faults_files.py.)"""
+folder, a zip replaced or rewritten while a run reads it. (Generator files given to sampling and
+evaluation: test_faults_files.py.)"""
 
 from __future__ import annotations
 
 import io
 import json
 import os
+import warnings
 import zipfile
 
 import numpy as np
@@ -185,3 +187,78 @@ def test_empty_folder_is_an_error_before_training(tmp_path, capsys):
     assert code != 0
     assert str(tmp_path / "empty") in stderr + stdout
     assert not (tmp_path / "r" / "checkpoints").exists()
+
+
+# ----------------------------------------------------------------------------- a zip replaced while in use
+
+
+def _replace(path, n):
+    """As `prepare ... overwrite=true` does: another zip written next to it, renamed over it."""
+    os.replace(_zip(path.with_name("new.zip"), n=n, meta={"labels": None}), path)
+
+
+def test_a_zip_replaced_while_training_stops_the_run_in_one_line(tmp_path, monkeypatch):
+    from maxvit_gan.training.trainer import Trainer
+
+    path = _zip(tmp_path / "d.zip", n=16, meta={"labels": None})
+    real_step = Trainer.train_step
+
+    def step(self, images, labels):  # during step 2, the last of the first epoch (16 images, batch 8)
+        if self.state["step"] == 1:
+            _replace(path, n=20)
+        return real_step(self, images, labels)
+
+    monkeypatch.setattr(Trainer, "train_step", step)
+    cfg = run_config(tmp_path / "run", "data=zip", f"data.path={path}", "data.resolution=16", "data.conditional=false",
+                     "loss.class_weight=0", "train.kimg=0.048", "train.checkpoint_kimg=1")  # fmt: skip
+    with pytest.raises(RuntimeError) as info:  # stopping.TrainingError: exit 3 from the command
+        fresh_trainer(cfg).train()
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(
+        f"training stopped at step 2 by DatasetChangedError: data.path: {path} was replaced or rewritten since training started"
+    )
+    assert "reading on would mix its images with the old labels" in message and "the state at step 2 was saved" in message
+
+
+def test_a_replaced_zip_is_refused_by_every_new_reader(tmp_path):
+    """A DataLoader worker (a copy of the dataset, as spawn makes it) that opens the zip after it
+    was replaced refuses it instead of reading the new images. (data.in_memory=true never reads it again.)"""
+    import pickle
+
+    path = _zip(tmp_path / "d.zip", n=16, meta={"labels": None})
+    ds = ZipDataset(str(path), use_labels=False)
+    in_memory = ZipDataset(str(path), use_labels=False, in_memory=True)
+    _replace(path, n=20)
+    worker = pickle.loads(pickle.dumps(ds))
+    with pytest.raises(RuntimeError, match=rf"data.path: {path} was replaced or rewritten since training started"):
+        worker[3]
+    in_memory.check_unchanged()
+    assert int(in_memory[3][0][0, 0, 0]) == 90  # image 3 of the first zip (30 * 3)
+
+
+def test_a_zip_rewritten_in_place_under_an_open_reader_is_an_error_not_a_flood_of_skipped_images(tmp_path):
+    """`cp new.zip d.zip` rewrites the file an open reader holds: its reads fail (or decode other
+    pixels); that is the file changing, not unreadable images to skip."""
+
+    def noise_zip(seed):  # 16 images of noise, 50 KB: more than a read buffer holds
+        buf, rng = io.BytesIO(), np.random.default_rng(seed)
+        with zipfile.ZipFile(buf, "w") as zf:
+            for k in range(16):
+                png = io.BytesIO()
+                Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(png, format="PNG")
+                zf.writestr(f"00000/img{k:08d}.png", png.getvalue())
+        return buf.getvalue()
+
+    path = tmp_path / "d.zip"
+    path.write_bytes(noise_zip(0))
+    ds = ZipDataset(str(path), use_labels=False)
+    ds[0]
+    new = noise_zip(1)  # the same names, other pixels
+    with open(path, "r+b") as f:  # same inode: the reader's handle sees the new bytes
+        f.write(new)
+        f.truncate()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "skipping unreadable image"
+        with pytest.raises(RuntimeError, match="was replaced or rewritten"):  # datasets.DatasetChangedError
+            [ds[k] for k in range(16)]
+    assert ds.num_skipped == 0

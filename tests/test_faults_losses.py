@@ -43,3 +43,56 @@ def test_non_finite_loss_skip_policy_counts_and_gives_up(tmp_path, monkeypatch):
     monkeypatch.setattr(trainer_mod, "g_loss", lambda *a: real_g_loss(*a) * float("nan"))
     with pytest.raises(NonFiniteLossError, match="max_skipped_steps"):
         fresh_trainer(run_config(tmp_path / "b", "train.kimg=0.016", "train.nan_policy=skip", "train.max_skipped_steps=3")).train()
+
+
+# ----------------------------------------------------------------------------- blow-ups with finite losses
+
+
+def test_a_blow_up_with_finite_losses_stops_and_keeps_the_good_checkpoints(tmp_path, monkeypatch, capsys):
+    """loss_D 1e17 (finite) at step 3, then from step 5 on; a tick and a checkpoint every step, two
+    kept. Step 3 (one tick beyond train.divergence_bound) writes no checkpoint; training goes on
+    and step 4 does; three ticks in a row beyond it stop the run at step 7, and the checkpoints
+    of steps 5-7 that would have pruned the good ones are never written."""
+    from fault_utils import checkpoint_names
+
+    real_step = trainer_mod.Trainer.train_step
+
+    def blowing_up(self, images, labels):
+        stats = real_step(self, images, labels)
+        if self.state["step"] == 3 or self.state["step"] >= 5:
+            stats["loss_D"] = torch.full_like(stats["loss_D"], 1e17)
+        return stats
+
+    monkeypatch.setattr(trainer_mod.Trainer, "train_step", blowing_up)
+    cfg = run_config(tmp_path, "train.kimg=0.08", "train.tick_kimg=0.008", "train.checkpoint_kimg=0.008",
+                     "train.keep_checkpoints=2", "train.grid_kimg=1")  # fmt: skip
+    with pytest.raises(RuntimeError, match=r"training diverged: loss_D 1e\+17 beyond train.divergence_bound=1000 "
+                                           r"for 3 ticks in a row at step 7 .*the newest is .*step-000000004"):  # fmt: skip
+        fresh_trainer(cfg).train()
+    assert checkpoint_names(tmp_path) == ["step-000000002", "step-000000004"]
+    assert "no checkpoint at step 3: loss_D beyond train.divergence_bound=1000" in capsys.readouterr().out
+
+
+def test_a_stop_during_a_blow_up_says_which_checkpoint_is_kept(tmp_path, monkeypatch, capsys):
+    import os
+    import signal
+
+    from fault_utils import checkpoint_names
+
+    real_step = trainer_mod.Trainer.train_step
+
+    def blowing_up(self, images, labels):  # beyond the bound from step 3; SIGTERM during step 4
+        if self.state["step"] == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+        stats = real_step(self, images, labels)
+        if self.state["step"] >= 3:
+            stats["loss_D"] = torch.full_like(stats["loss_D"], 1e17)
+        return stats
+
+    monkeypatch.setattr(trainer_mod.Trainer, "train_step", blowing_up)
+    cfg = run_config(tmp_path, "train.kimg=0.08", "train.tick_kimg=0.008", "train.checkpoint_kimg=0.008", "train.grid_kimg=1")
+    assert fresh_trainer(cfg).train()["stopped"]
+    assert checkpoint_names(tmp_path) == ["step-000000001", "step-000000002"]
+    out = capsys.readouterr().out
+    assert "Stop requested at step 4: no checkpoint written, the newest is " in out and "step-000000002; exiting." in out
+    assert "checkpoint saved" not in out

@@ -272,3 +272,188 @@ def test_a_held_lock_refuses_a_second_trainer_and_a_dead_holders_lock_is_taken_o
         t = fresh_trainer(run_config(tmp_path, "train.kimg=0.008"))
     t.train()
     assert not (tmp_path / "train.lock").exists()  # released at the end of train()
+
+
+# ----------------------------------------------------------------------------- an error inside the loop, a second Ctrl-C
+
+# no periodic checkpoint, grid or score: what is saved at the stop is the save made for it
+QUIET = ["train.kimg=1", "train.checkpoint_kimg=1", "train.grid_kimg=1", "train.tick_kimg=0.016"]
+WORKER_DIED = "DataLoader worker (pid(s) 4242) exited unexpectedly"
+
+
+def _failing_batches(monkeypatch, after: int):
+    """The data fails after ``after`` batches, as when the OOM killer ends a DataLoader worker."""
+    from maxvit_gan.training.trainer import Trainer
+
+    real = Trainer._batches
+
+    def batches(self):
+        for k, batch in enumerate(real(self)):
+            if k == after:
+                raise RuntimeError(WORKER_DIED)
+            yield batch
+
+    monkeypatch.setattr(Trainer, "_batches", batches)
+
+
+def test_an_error_inside_the_loop_saves_the_state_first_then_stops_in_one_line(tmp_path, monkeypatch):
+    from train_utils import model_state
+
+    _failing_batches(monkeypatch, after=3)
+    t = fresh_trainer(run_config(tmp_path, *QUIET))
+    with pytest.raises(RuntimeError) as info:  # stopping.TrainingError: exit 3 from the command
+        t.train()
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(f"training stopped at step 3 by RuntimeError: {WORKER_DIED}; ")
+    assert "the state at step 3 was saved in " in message and message.endswith("continue with resume=auto")
+    assert [p.name for p in ckpt.list_checkpoints(tmp_path / "checkpoints")] == ["step-000000003"]
+    assert (tmp_path / "train.log").read_text().splitlines()[-1].endswith(f"ERROR: {message}")
+    resumed = fresh_trainer(run_config(tmp_path, *QUIET, "resume=auto"))
+    assert resumed.resume() and resumed.state["step"] == 3
+    resumed.lock.release()
+    saved, now = model_state(t), model_state(resumed)
+    assert all((saved[k] == now[k]).all() for k in saved)  # the in-memory state, as it was
+
+
+def test_an_error_inside_the_loop_is_one_error_line_and_exit_3(tmp_path, monkeypatch, capsys):
+    from train_utils import run_cli
+
+    _failing_batches(monkeypatch, after=2)
+    code, out, err = run_cli(capsys, "train", "experiment=smoke", "train.log_with=none", "data.shapes_num_images=64",
+                             *QUIET, f"run_dir={tmp_path}")  # fmt: skip
+    errors = [s for s in (out + err).splitlines() if "ERROR" in s]
+    assert code == 3 and "Traceback" not in out + err
+    assert errors == [f"ERROR: training stopped at step 2 by RuntimeError: {WORKER_DIED}; the state at step 2 was saved "
+                      f"in {tmp_path / 'checkpoints' / 'step-000000002'}; continue with resume=auto"]  # fmt: skip
+
+
+def test_a_second_ctrl_c_during_a_score_stops_at_once_after_a_save(tmp_path, monkeypatch, capsys):
+    """The first Ctrl-C asks for a stop after the step (here: after the FID); the second one, during
+    the FID, does not wait for it: the state (whole: an FID changes nothing of it) is saved and the
+    run ends as a stop does."""
+    from maxvit_gan.training import scoring
+
+    reached = []
+
+    def fid(self, generator):  # an FID that takes long: the user presses Ctrl-C twice
+        os.kill(os.getpid(), signal.SIGINT)
+        reached.append("after the first Ctrl-C")
+        os.kill(os.getpid(), signal.SIGINT)
+        reached.append("after the second Ctrl-C")
+        return {self.key: 1.0}
+
+    monkeypatch.setattr(scoring.Scorer, "prepare", lambda self: None, raising=False)  # no feature network
+    monkeypatch.setattr(scoring.Scorer, "__call__", fid)
+    t = fresh_trainer(run_config(tmp_path, *QUIET, "metrics.fid.every_kimg=0.016", "metrics.fid.num_samples=8"))
+    result = t.train()
+    assert reached == ["after the first Ctrl-C"]
+    assert result["stopped"] and result["step"] == 2
+    assert ckpt.verify_checkpoint(tmp_path / "checkpoints" / "step-000000002")["step"] == 2
+    out = capsys.readouterr().out
+    assert "Stop requested again (SIGINT): stopped at once; the state at step 2 was saved in " in out and "ERROR" not in out
+
+
+def test_ctrl_c_under_a_launcher_finishes_the_step_then_stops(tmp_path, monkeypatch, capsys):
+    """A Ctrl-C in a terminal reaches the trainer (SIGINT) and `accelerate launch`, which then sends
+    the trainer SIGTERM: two signals within a step. That is one request: the step is finished
+    (not cut between the D and G updates), saved, and the run stops as for one signal, without the
+    FID that was due (minutes)."""
+    from maxvit_gan.training import scoring
+    from maxvit_gan.training import trainer as trainer_mod
+
+    real_d_loss, phases, scored = trainer_mod.d_loss, [], []
+    monkeypatch.setattr(scoring.Scorer, "prepare", lambda self: None, raising=False)  # no feature network
+    monkeypatch.setattr(scoring.Scorer, "__call__", lambda self, g: scored.append(1) or {self.key: 1.0})
+
+    def d_loss(*a):  # inside the D phase of step 3 (state step 2)
+        if len(phases) == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGTERM)
+        phases.append("D")
+        return real_d_loss(*a)
+
+    monkeypatch.setattr(trainer_mod, "d_loss", d_loss)
+    result = fresh_trainer(run_config(tmp_path, *QUIET, "metrics.fid.every_kimg=0.024", "metrics.fid.num_samples=8")).train()
+    assert result["stopped"] and result["step"] == 3 and scored == []
+    assert ckpt.verify_checkpoint(tmp_path / "checkpoints" / "step-000000003")["step"] == 3
+    out = capsys.readouterr().out
+    assert "Stop requested: checkpoint saved at step 3; exiting." in out and "ERROR" not in out
+
+
+@pytest.mark.slow
+def test_one_ctrl_c_to_accelerate_launch_stops_cleanly(tmp_path):
+    """Ctrl-C in the terminal: SIGINT to the whole foreground process group (launcher, trainer, its
+    DataLoader worker); the launcher then sends SIGTERM to the trainer and its worker."""
+    run = tmp_path / "run"
+    cmd = [*ACCELERATE_LAUNCH, *ONE_PROCESS, *_script(run, "data.num_workers=1")[1:]]
+    launcher = subprocess.Popen(cmd, cwd=ROOT, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                start_new_session=True)  # a process group of its own, as a terminal's job  # fmt: skip
+    try:
+        _wait(lambda: len(_steps(run)) >= 2, 180, "the trainer's ticks", [launcher])
+        os.killpg(launcher.pid, signal.SIGINT)
+        out, _ = launcher.communicate(timeout=90)
+    finally:
+        _kill_tree(launcher)
+    assert "Stop requested: checkpoint saved at step" in out and "ERROR" not in out, out[-3000:]
+    newest = ckpt.latest_checkpoint(run / "checkpoints")
+    assert ckpt.verify_checkpoint(newest)["step"] == max(_steps(run))
+
+
+def test_a_worker_killed_during_a_step_stops_the_run_after_the_step(tmp_path, monkeypatch):
+    """DataLoader's SIGCHLD handler raises where the main thread is: inside a step it would cut it
+    between the D and G updates, and the state saved would be half a step. The error waits for
+    the end of the step: what is saved is the state after whole steps, as a run of 3 steps has it."""
+    from train_utils import model_state
+
+    from maxvit_gan.training import trainer as trainer_mod
+
+    reference = fresh_trainer(run_config(tmp_path / "ref", *QUIET, "train.kimg=0.024"))
+    reference.train()
+    real_d_loss, calls = trainer_mod.d_loss, []
+
+    def d_loss(*a):  # inside the D phase of step 3: the OOM killer ends the worker
+        calls.append(1)
+        if len(calls) == 3:
+            me = psutil.Process()
+            (worker,) = [c for c in me.children() if c.cmdline() == me.cmdline()]
+            worker.kill()
+            _wait(lambda: worker.status() == psutil.STATUS_ZOMBIE, 30, "the worker to die")  # SIGCHLD sent
+            time.sleep(0.2)  # time for the handler to run, here
+        return real_d_loss(*a)
+
+    monkeypatch.setattr(trainer_mod, "d_loss", d_loss)
+    run = tmp_path / "run"
+    with pytest.raises(RuntimeError, match=r"training stopped at step 3 by RuntimeError: DataLoader worker .* is killed "
+                                           r"by signal: Killed; the state at step 3 was saved"):  # fmt: skip
+        fresh_trainer(run_config(run, *QUIET, "data.num_workers=1")).train()
+    resumed = fresh_trainer(run_config(run, *QUIET, "resume=auto"))
+    assert resumed.resume() and resumed.state["step"] == 3
+    resumed.lock.release()
+    saved, whole = model_state(resumed), model_state(reference)
+    assert all((saved[k] == whole[k]).all() for k in whole)
+
+
+@pytest.mark.slow
+def test_a_killed_dataloader_worker_saves_the_state_and_exits_3_with_one_error_line(tmp_path):
+    """As the OOM killer does: SIGKILL to the DataLoader worker of a running trainer (one worker, an
+    epoch of 1024 steps: the worker is not replaced while the test looks)."""
+    run = tmp_path / "run"
+    args = [a for a in LONG if not a.startswith("data.shapes_num_images=")]
+    trainer = _start([sys.executable, "-m", "maxvit_gan", "train", *args, "data.shapes_num_images=8192", "data.num_workers=1",
+                      f"run_dir={run}"])  # fmt: skip
+    worker = None
+    try:
+        _wait(lambda: len(_steps(run)) >= 2, 180, "the trainer's ticks", [trainer])
+        me = psutil.Process(trainer.pid)
+        (worker,) = [c for c in me.children() if c.cmdline() == me.cmdline()]  # forked: the same command line
+        worker.kill()
+        out, _ = trainer.communicate(timeout=120)
+    finally:
+        _kill_tree(trainer)
+    errors = [s for s in out.splitlines() if "ERROR" in s]
+    assert trainer.returncode == 3 and "Traceback" not in out and len(errors) == 1, out[-4000:]
+    newest = ckpt.latest_checkpoint(run / "checkpoints")
+    step = ckpt.verify_checkpoint(newest)["step"]
+    assert step >= max(_steps(run))  # the step it was at: saved for the stop
+    assert errors[0].startswith(f"ERROR: training stopped at step {step} by RuntimeError: DataLoader worker (pid")
+    assert f"{worker.pid}" in errors[0] and f"Killed; the state at step {step} was saved in {newest}" in errors[0]

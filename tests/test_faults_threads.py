@@ -60,3 +60,27 @@ def test_a_real_busy_neighbour_is_seen():
         busy.kill()
         busy.wait()
     assert gov.others > 0.5 and gov.proposal(gov.others) == 1
+
+
+@pytest.mark.parametrize("given", [None, "1"])
+def test_the_start_line_says_how_many_threads_and_how_to_fix_the_count(tmp_path, monkeypatch, capsys, given):
+    """The thread count changes a run's numbers (float sums in their last bits, which training
+    amplifies): the run says which count it chose, whether it may change, and how to pin it."""
+    import os
+
+    import torch
+
+    monkeypatch.delenv("MAXVIT_GAN_CPU_THREADS")  # conftest pins 1 for the whole session
+    cores = len(os.sched_getaffinity(0))
+    extra = [f"train.cpu_threads={given}"] if given else []
+    try:
+        fresh_trainer(run_config(tmp_path, "train.kimg=0.008", *extra)).train()
+        line = next((s for s in capsys.readouterr().out.splitlines() if s.startswith("CPU: ") and "per process" in s), "")
+    finally:
+        torch.set_num_threads(1)
+    if given:
+        assert line == "CPU: 1 torch thread(s) per process (fixed: train.cpu_threads or $MAXVIT_GAN_CPU_THREADS)"
+    else:
+        why = "fewer while other processes use the cores" if cores > 1 else "the cores of this process"
+        assert line.startswith(f"CPU: {cores} torch thread(s) per process (automatic: {why}; ")
+        assert f"a run's numbers depend on the count: train.cpu_threads={cores} fixes it" in line

@@ -207,3 +207,65 @@ def test_a_training_and_its_resumes_are_one_tensorboard_run(tmp_path):
     acc.Reload()
     assert [e.step for e in acc.Scalars("loss_D")] == [1, 2, 3, 4]
     assert acc.PluginTagToContent("hparams")  # the config is in the run itself
+# ----------------------------------------------------------------------------- speed and progress
+
+
+def test_the_tick_after_a_score_keeps_its_speed_and_the_bar_moves_every_step(tmp_path, monkeypatch):
+    """A fake clock: a step costs 1 s, an FID 1000 s, a checkpoint 100 s, a grid 10 s. Every
+    tick (2 steps of 8 images) then reads 2 s / 0.016 kimg = 125 sec/kimg, the ticks after a
+    score or a checkpoint too; the progress bar is told every step's kimg."""
+    from types import SimpleNamespace
+
+    from maxvit_gan.training import scoring, trackers
+
+    clock = {"t": 1000.0}
+    monkeypatch.setattr(trainer_mod, "time", SimpleNamespace(time=lambda: clock["t"]))
+
+    def costs(fn, seconds):
+        def timed(*a, **k):
+            clock["t"] += seconds
+            return fn(*a, **k)
+
+        return timed
+
+    T = trainer_mod.Trainer
+    for name, seconds in (("train_step", 1), ("save", 100), ("write_fakes_grid", 10)):
+        monkeypatch.setattr(T, name, costs(getattr(T, name), seconds))
+    monkeypatch.setattr(scoring.Scorer, "prepare", lambda self: None, raising=False)  # no feature network
+    monkeypatch.setattr(scoring.Scorer, "__call__", costs(lambda self, g: {self.key: 50.0}, 1000))
+    bar = []
+    monkeypatch.setattr(trackers.RunLogger, "advance", lambda self, kimg: bar.append(kimg))
+    cfg = run_config(tmp_path, "train.kimg=0.064", "train.tick_kimg=0.016", "metrics.fid.every_kimg=0.016",
+                     "metrics.fid.num_samples=8", "train.checkpoint_kimg=0.032", "train.grid_kimg=0.024")  # fmt: skip
+    fresh_trainer(cfg).train()
+    rows = RunDir(tmp_path).read_metrics()
+    assert sum("fid8" in r for r in rows) == 4
+    assert [r["sec_per_kimg"] for r in rows if "loss_D" in r] == [125.0] * 4
+    assert bar == [8 * k / 1000 for k in range(1, 9)]
+
+
+@pytest.mark.parametrize("batch, kimg", [(8, 0.030), (64, 32.0)])  # the last batch ends past kimg; 500 steps
+def test_the_progress_bar_never_passes_its_total(tmp_path, monkeypatch, batch, kimg):
+    import io
+    import sys
+
+    from maxvit_gan.training.trackers import RunLogger
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    logger = RunLogger(RunDir(tmp_path), True, kimg, 0.0)
+    assert logger.bar is not None and not logger.bar.disable
+    seen, nimg = [], 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # tqdm's "clamping frac to range [0, 1]" (TqdmWarning) fails the test
+        while nimg < kimg * 1000:
+            nimg += batch
+            logger.advance(nimg / 1000)
+            seen.append(logger.bar.n)
+        logger.close()
+    assert max(seen) <= kimg and seen[-1] == kimg
+    shown = sys.stderr.getvalue()
+    assert "100%" in shown and "101%" not in shown

@@ -313,8 +313,13 @@ class _ImageDataset(Dataset):
         except DatasetChangedError:  # not one bad image: the whole file changed under the run
             raise
         except Exception as err:  # any decoding error: skip the file, never crash mid-epoch
+            self.check_unchanged()  # ... unless the file was rewritten under an open reader (`cp new.zip d.zip`)
             self._mark_bad(i, err)
             return None
+
+    def check_unchanged(self) -> None:
+        """Raise DatasetChangedError when the data is no longer what was opened (a zip: see
+        ZipDataset); a folder is not checked."""
 
     def _probe(self) -> np.ndarray:
         """Load the first readable image; a dataset with none is an error now, not mid-training."""
@@ -516,7 +521,10 @@ class ZipDataset(_ImageDataset):
         return (st.st_size, st.st_mtime_ns, st.st_ino)
 
     def check_unchanged(self) -> None:
-        """A DatasetChangedError when the zip is not the file opened at the start (size, mtime, inode)."""
+        """A DatasetChangedError when the zip is not the file opened at the start (size, mtime, inode).
+        In memory (``in_memory``): never, the file is not read again."""
+        if self._data is not None:
+            return
         try:
             now = self._stat()
         except OSError as err:

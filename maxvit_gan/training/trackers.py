@@ -182,10 +182,13 @@ class RunLogger:
     def trackers(self) -> list:
         return list(self.accelerator.trackers) if self.enabled and self.accelerator is not None else []
 
-    def line(self, text: str) -> None:
+    def line(self, text: str, console: bool = True) -> None:
+        """``text`` to train.log and (``console``) stdout; False: the log only (e.g. an error the
+        command prints itself)."""
         if self.enabled:
-            tqdm.write(text, file=sys.stdout)
-            sys.stdout.flush()
+            if console:
+                tqdm.write(text, file=sys.stdout)
+                sys.stdout.flush()
             try:
                 self.log.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')}  {text}\n")
                 self.log.flush()
@@ -209,9 +212,11 @@ class RunLogger:
 
     def advance(self, kimg: float) -> None:
         """Every step; the bar redraws at most a few times a second and never passes its total
-        (the last batch may end past train.kimg)."""
+        (the last batch may end past train.kimg). The count is set, not added up: a sum of
+        increments drifts past the total in its last bits (TqdmWarning, "101%")."""
         if self.bar is not None:
-            self.bar.update(round(min(kimg, self.bar.total) - self.bar.n, 3))
+            self.bar.n = min(round(kimg, 3), self.bar.total)
+            self.bar.update(0)  # redraws when tqdm's interval has passed
 
     def close(self) -> None:
         if self.enabled:

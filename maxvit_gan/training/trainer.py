@@ -51,8 +51,8 @@ from maxvit_gan.training.recipe import DataFacts, apply_recipe
 from maxvit_gan.training.rng import EpochSampler, step_rng
 from maxvit_gan.training.schedules import ema_beta_at, lr_scale
 from maxvit_gan.training.scoring import Scorer
-from maxvit_gan.training.stopping import PeerLostError, StopSignal, TrainingError, is_peer_failure
-from maxvit_gan.training.threads import auto_num_workers, setup_cpu_threads
+from maxvit_gan.training.stopping import PeerLostError, StopNow, StopSignal, TrainingError, is_peer_failure
+from maxvit_gan.training.threads import THREADS_ENV, auto_num_workers, setup_cpu_threads
 from maxvit_gan.training.trackers import RunLogger, format_duration
 
 STAT_NAMES = ("loss_D", "loss_G", "r1", "bcr", "cls_D", "cls_G")  # per-step statistics, in this order
@@ -144,12 +144,14 @@ class Trainer:
         self.blowup = BlowUpGuard(t.divergence_bound)
         self.stop = StopSignal()
         self.scorer = Scorer(cfg.metrics, acc, self.dataset, cfg.seed)
-        self.scorer.prepare()  # a bad reference or cache folder is an error now, not at the first evaluation
         # the checkpoint to resume from, verified and checked against this configuration, before
         # anything is written to the run directory
         self.resume_choice = self._on_rank0(
             lambda: ckpt.choose_checkpoint(cfg.resume, self.run.checkpoints_dir, self.model_settings(), self.class_weight)
         )
+        # then what the first FID needs (it can take minutes: the reference statistics): a bad
+        # reference file or cache folder is an error now, not at the first evaluation hours in
+        self.scorer.prepare()
 
     def model_settings(self) -> dict:
         """The resolved architectures, as stored: what a checkpoint must match to be resumed."""
@@ -337,7 +339,14 @@ class Trainer:
         try:
             while self.state["nimg"] < total_nimg:
                 images, labels = next(batches)
-                tick.add(self.train_step(images, labels))
+                self.stop.hold_child_errors()
+                self.stop.in_step = True  # a second signal or a worker's death waits for the end of the step
+                try:
+                    stats = self.train_step(images, labels)
+                finally:
+                    self.stop.in_step = False
+                tick.add(stats)
+                self.stop.raise_held()
                 if self.threads is not None and (note := self.threads.update()):
                     logger.line(note)
                 nimg = self.state["nimg"]
@@ -349,16 +358,19 @@ class Trainer:
                     tick = _Tick(nimg, tick.run_start)
                     self.blowup.tick(means, self.state, ckpt.latest_checkpoint(self.run.checkpoints_dir))
                 t_aside = time.time()  # scores, checkpoints and grids: not counted in the tick's speed
-                new_best = self._score(logger, fid=nimg >= due["fid"] or done, swd=nimg >= due["swd"] or done)
+                # no score on a stop: an FID takes minutes, the stop was asked for now
+                new_best = not stop and self._score(logger, fid=nimg >= due["fid"] or done, swd=nimg >= due["swd"] or done)
                 if nimg >= due["ckpt"] or done or stop or new_best:  # before the grid: a grid never costs a checkpoint
-                    self._checkpoint(logger, final=done or stop)
+                    saved = self._checkpoint(logger, final=done or stop)
                 if nimg >= due["grid"] or done:
                     self.write_fakes_grid(logger)
                 tick.start_time += time.time() - t_aside
                 due = {k: (_next_multiple(nimg, every[k]) if nimg >= due[k] else due[k]) for k in due}
                 if stop:
                     stopped = True
-                    logger.line(f"Stop requested: checkpoint saved at step {self.state['step']}; exiting.")
+                    logger.line(f"Stop requested: checkpoint saved at step {self.state['step']}; exiting." if saved else
+                                f"Stop requested at step {self.state['step']}: no checkpoint written, the newest is "
+                                f"{ckpt.latest_checkpoint(self.run.checkpoints_dir)}; exiting.")  # fmt: skip
                     break
         except BaseException as err:
             if isinstance(err, RuntimeError) and self.world > 1 and is_peer_failure(err):  # no collective can succeed: exit
@@ -368,12 +380,21 @@ class Trainer:
                     f"the newest checkpoint, {ckpt.latest_checkpoint(self.run.checkpoints_dir)}, is intact: "
                     "restart with resume=auto"
                 ) from err
-            known = (NonFiniteLossError, DivergenceError, ckpt.CheckpointWriteError)  # they say what happened themselves
-            nothing_trained = self.state["step"] == start_step and not isinstance(err, KeyboardInterrupt)
-            if isinstance(err, known) or not isinstance(err, (Exception, KeyboardInterrupt)) or nothing_trained:
-                raise
-            # a worker killed, the data damaged or replaced, a second Ctrl-C: save what can be saved, one line
-            raise self._saved_after(err, logger) from err
+            nothing_trained = self.state["step"] == start_step
+            worker_ended = self.stop.received and "DataLoader worker" in str(err)  # the launcher ends the tree
+            if isinstance(err, StopNow) or worker_ended:  # outside a step (an FID, a save): the state is whole
+                stopped = True
+                where = "nothing was trained since the start" if nothing_trained else self._save_now()
+                how = f"again ({err}): stopped at once" if isinstance(err, StopNow) else "(the data workers ended too)"
+                logger.line(f"Stop requested {how}; {where}; exiting.")
+            else:
+                known = (NonFiniteLossError, DivergenceError, ckpt.CheckpointWriteError)  # they say what happened
+                if isinstance(err, known) or not isinstance(err, (Exception, KeyboardInterrupt)) or (
+                    nothing_trained and not isinstance(err, KeyboardInterrupt)
+                ):
+                    raise
+                # a worker killed, the data damaged or replaced: save what can be saved, one line
+                raise self._saved_after(err, logger) from err
         finally:
             logger.close()
         return {"step": self.state["step"], "kimg": self.state["nimg"] / 1000, "stopped": stopped}
@@ -410,16 +431,24 @@ class Trainer:
         )
         for note in self.recipe_notes + notes:
             logger.line(note)
-        if self.threads is not None:
-            n = torch.get_num_threads()
-            how = ("automatic: fewer while other processes use the cores, and a run's numbers depend on the thread "
-                   f"count in their last bits; train.cpu_threads={n} fixes it") if self.threads.enabled else "fixed"  # fmt: skip
-            logger.line(f"CPU: {n} torch thread(s) per process ({how})")
+        if self.threads is not None:  # a run's numbers depend on the count (float sums), so say it loudly
+            logger.line(self._threads_line())
         if s["nimg"] >= total_nimg:
             logger.line(f"Nothing to train: the run is at kimg {s['nimg'] / 1000:.3f} >= train.kimg={t.kimg}")
         skipped = getattr(self.dataset, "num_skipped", 0)
         if skipped:
             logger.line(f"data: {skipped} unreadable image(s) skipped so far (each named in a warning)")
+
+    def _threads_line(self) -> str:
+        """The CPU thread count, whether it may change, and how to pin it: float sums differ in their
+        last bits between counts and training amplifies that (the CPU demo: Shapes-FID 137 after the
+        count dropped to 1 on a busy machine, 69.7 on a quiet one)."""
+        n = torch.get_num_threads()
+        if self.cfg.train.cpu_threads or os.environ.get(THREADS_ENV):
+            return f"CPU: {n} torch thread(s) per process (fixed: train.cpu_threads or ${THREADS_ENV})"
+        why = "fewer while other processes use the cores" if self.threads.enabled else "the cores of this process"
+        return (f"CPU: {n} torch thread(s) per process (automatic: {why}; a run's numbers depend on the count: "
+                f"train.cpu_threads={n} fixes it)")  # fmt: skip
 
     def _score(self, logger: RunLogger, fid: bool, swd: bool) -> bool:
         """The scores that are due, of the EMA generator (collective); logs them; True when the FID
@@ -486,26 +515,32 @@ class Trainer:
         logger.record(stats, self.state["step"])
         return means
 
-    def _checkpoint(self, logger: RunLogger, final: bool) -> None:
-        """A checkpoint, unless the losses are blowing up (then the good checkpoints stay, unpruned)."""
+    def _checkpoint(self, logger: RunLogger, final: bool) -> bool:
+        """A checkpoint, unless the losses are blowing up (then the good checkpoints stay, unpruned).
+        True when one was written."""
         if not self.blowup.sane:
             logger.line(f"no checkpoint at step {self.state['step']}: {', '.join(self.blowup.last_bad)} beyond "
                         f"train.divergence_bound={self.cfg.train.divergence_bound:g}")  # fmt: skip
-            return
-        self.save(final=final)
+            return False
+        return self.save(final=final) is not None
 
-    def _saved_after(self, err: BaseException, logger: RunLogger) -> TrainingError:
-        """An error stopped the loop: save the in-memory state when it can be trusted (one process,
-        finite weights, losses not blowing up), log one line, and return the error to raise."""
-        cause = _one_line(err)
+    def _save_now(self) -> str:
+        """Save the in-memory state when it can be trusted (one process: a save is collective, and
+        the others may be elsewhere; finite weights; losses not blowing up). Says where it is."""
         where = f"the newest checkpoint, {ckpt.latest_checkpoint(self.run.checkpoints_dir)}, is intact"
         if self.world == 1 and self.blowup.sane and self._weights_finite():
             try:
-                where = f"the state at step {self.state['step']} was saved in {self.save(final=True)}"
-            except Exception as save_err:  # noqa: BLE001  (the original error is the one to report)
+                return f"the state at step {self.state['step']} was saved in {self.save(final=True)}"
+            except Exception as save_err:  # noqa: BLE001  (the error that stopped the loop is the one to report)
                 where += f" (saving the state at step {self.state['step']} failed too: {type(save_err).__name__})"
-        message = f"training stopped at step {self.state['step']} by {cause}; {where}; continue with resume=auto"
-        logger.line(f"ERROR: {message}")
+        return where
+
+    def _saved_after(self, err: BaseException, logger: RunLogger) -> TrainingError:
+        """An error stopped the loop: save the in-memory state when it can be trusted, log one line
+        (train.log), and return the error to raise."""
+        message = (f"training stopped at step {self.state['step']} by {_one_line(err)}; {self._save_now()}; "
+                   "continue with resume=auto")  # fmt: skip
+        logger.line(f"ERROR: {message}", console=False)  # the error itself reaches the console (the CLI: one line)
         return TrainingError(message)
 
     def _weights_finite(self) -> bool:
@@ -597,9 +632,10 @@ def _next_multiple(nimg: int, every_kimg: float) -> float:
 
 
 def _one_line(err: BaseException) -> str:
-    """``Type: first line`` of an error; for one re-raised from a DataLoader worker, the original's."""
+    """``Type: first line`` of an error (its last full stop dropped: a sentence follows it); for one
+    re-raised from a DataLoader worker, the original's."""
     text = str(err).strip()
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    lines = [ln.strip().rstrip(".") for ln in text.splitlines() if ln.strip()]
     if "Original Traceback" in text and lines:  # "Caught X in DataLoader worker process 0. Original Traceback ... X: msg"
         last = lines[-1]
         name, _, msg = last.partition(": ")
