@@ -161,7 +161,7 @@ def test_imagenet_experiments_share_one_recipe():
         "imagenet@256": ["experiment=imagenet", "data.resolution=256"],
         "imagenet": ["experiment=imagenet"],
     }.items():
-        resolved[name] = asdict(_compose(*overrides))
+        resolved[name] = {k: v for k, v in asdict(_compose(*overrides)).items() if k != "overrides"}  # the record of the command line
     a, b = resolved["imagenet128"], resolved["imagenet256"]
     assert (a["experiment"], a["data"]["resolution"]) == ("imagenet128", 128)
     assert (b["experiment"], b["data"]["resolution"]) == ("imagenet256", 256)
