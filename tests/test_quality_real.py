@@ -1,0 +1,62 @@
+"""benchmarks/quality_real.py: the driver's scorer, summary and report on tiny runs of the product
+on a zip the test writes (never the Debian packages). Its numbers live in benchmarks/RESULTS.md."""
+
+import importlib.util
+import sys
+
+import pytest
+from PIL import Image
+from train_utils import ROOT, fresh_trainer, run_config
+
+from maxvit_gan.data.prepare import prepare_dataset
+
+BENCH = ROOT / "benchmarks" / "quality_real.py"
+
+
+@pytest.fixture()
+def qr(tmp_path, monkeypatch):
+    spec = importlib.util.spec_from_file_location("quality_real_under_test", BENCH)
+    mod = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, mod)
+    spec.loader.exec_module(mod)
+    monkeypatch.setattr(mod.real_datasets, "OUT", tmp_path / "real")
+    monkeypatch.setattr(mod, "OUT", tmp_path / "out")
+    monkeypatch.setattr(mod, "RUNS", tmp_path / "runs")
+    (tmp_path / "out").mkdir()
+    src = tmp_path / "icons_src"
+    src.mkdir()
+    for i in range(32):  # a flat folder: an unconditional dataset, like the icons
+        Image.new("RGB", (32, 32), (8 * i, 255 - 8 * i, 128)).save(src / f"{i:02d}.png")
+    prepare_dataset(str(src), str(tmp_path / "real" / "icons32.zip"), 32, workers=0, progress=False)
+    return mod
+
+
+def test_runs_are_the_product_with_the_automatic_recipe(qr):
+    over = qr.run_overrides("icons", "conv", 2, 32, 1)
+    assert over[:2] == ["data=zip", f"data.path={qr.zip_path('icons')}"] and "seed=2" in over
+    assert "model.generator.arch=conv" in over and not any(o.startswith(("experiment=", "recipe=")) for o in over)
+    assert qr.DATA_KEYS["glyphs"] == ["data.xflip=false"]
+
+
+@pytest.mark.slow
+def test_scores_summary_and_report_from_product_runs(qr):
+    for arch in ("maxvit", "conv"):
+        over = qr.run_overrides("icons", arch, 0, 0.032, 1)[2:]  # the zip is given below; run_config: the smoke settings
+        cfg = run_config(qr.run_dir("icons", arch, 0), "data=zip", f"data.path={qr.zip_path('icons')}",
+                         *[o for o in over if not o.startswith(("train.kimg", "train.checkpoint_kimg"))],
+                         "train.kimg=0.032", "train.checkpoint_kimg=0.016")  # fmt: skip
+        fresh_trainer(cfg).train()
+    scorer = qr.Scorer("icons")
+    assert scorer.n == 16 and scorer.judge is None  # half the 32 images; no judge for icons
+    points = {f"icons-{a}-s0": qr.score_run(qr.run_dir("icons", a, 0), scorer, 0.032) for a in ("maxvit", "conv")}
+    p = points["icons-maxvit-s0"]
+    assert [q["kimg"] for q in p] == [0.016, 0.032] and all(q["swd"] > 0 and q["swd_floor"] > 0 for q in p)
+    assert p[-1]["swd_ratio"] == pytest.approx(p[-1]["swd"] / p[-1]["swd_floor"])
+    last = qr.latest_checkpoint(qr.RunDir(qr.run_dir("icons", "maxvit", 0)).checkpoints_dir)
+    assert scorer.cached(qr.run_dir("icons", "maxvit", 0), last)["swd"] == p[-1]["swd"]  # from the cache
+    res = qr.summarise(points, 0.032, speed={"icons-maxvit": 10.0, "icons-conv": 20.0})
+    g = res["groups"]["icons-maxvit"]
+    assert g["wall_clock"]["kimg"] == pytest.approx(0.016)  # half conv's speed: read at half the length
+    assert g["at_kimg"]["swd"][0] == pytest.approx(p[-1]["swd"])
+    table = qr.render([res])
+    assert "| icons | maxvit | 1 |" in table and qr.BEGIN in table and qr.END in table
