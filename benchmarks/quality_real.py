@@ -250,15 +250,23 @@ def summarise(points: dict[str, list[dict]], kimg: float, speed: dict | None) ->
 # --------------------------------------------------------------------------- report
 
 
-def grids(names: list[str], path: Path, title: str) -> None:
-    """The last EMA grid (rows of 8) of each named run, side by side, with the reals."""
+def grid_at(run: Path, kimg: float) -> Path | None:
+    """The run's EMA grid of the budget ``kimg``: the newest saved at or before it (a run
+    continued to a longer budget keeps its earlier grids)."""
+    found = [(float(p.stem[len("fakes"):]), p) for p in RunDir(run).samples_dir.glob("fakes*.png")]
+    found = [(k, p) for k, p in found if k <= kimg + 1e-6]
+    return max(found)[1] if found else None
+
+
+def grids(names: list[str], path: Path, title: str, kimg: float) -> None:
+    """The EMA grid at ``kimg`` (rows of 8) of each named run, side by side."""
     from PIL import Image, ImageDraw
 
     tiles = []
     for name in names:
-        samples = sorted(RunDir(RUNS / name).samples_dir.glob("fakes*.png"))
-        if samples:
-            tiles.append((name, Image.open(samples[-1]).convert("RGB")))
+        grid = grid_at(RUNS / name, kimg)
+        if grid is not None:
+            tiles.append((f"{name} @ {float(grid.stem[len('fakes'):]):g} kimg", Image.open(grid).convert("RGB")))
     if not tiles:
         return
     w, h = tiles[0][1].size
@@ -361,8 +369,11 @@ def report_main(argv) -> None:
     print(block)
     if args.write:
         _write_section(block)
-        for dataset in DATASETS:
-            grids([f"{dataset}-{a}-s0" for a in ARCHS], RESULTS / f"quality_real_{dataset}.png", dataset)
+        for res in results:  # one picture per dataset and budget: seed 0 of each kind
+            for dataset in DATASETS:
+                archs = [a for a in ARCHS if f"{dataset}-{a}" in res["groups"]]
+                if archs:
+                    grids([f"{dataset}-{a}-s0" for a in archs], RESULTS / f"quality_real_{dataset}_{res['kimg']:g}kimg.png", dataset, res["kimg"])
 
 
 def _write_section(block: str) -> None:

@@ -60,3 +60,19 @@ def test_scores_summary_and_report_from_product_runs(qr):
     assert g["at_kimg"]["swd"][0] == pytest.approx(p[-1]["swd"])
     table = qr.render([res])
     assert "| icons | maxvit | 1 |" in table and qr.BEGIN in table and qr.END in table
+
+
+def test_grid_of_a_budget_is_the_newest_at_or_before_it(qr):
+    """A run continued from 32 to 64 kimg keeps its 32-kimg grid; the 32-kimg report shows that one."""
+    run = qr.run_dir("icons", "maxvit", 0)
+    samples = qr.RunDir(run).samples_dir
+    samples.mkdir(parents=True)
+    for k in (4, 28, 32, 36, 64):
+        Image.new("RGB", (8, 8), (k, k, k)).save(qr.RunDir(run).fakes_grid(k))
+    assert qr.grid_at(run, 32) == qr.RunDir(run).fakes_grid(32)
+    assert qr.grid_at(run, 34) == qr.RunDir(run).fakes_grid(32)
+    assert qr.grid_at(run, 128) == qr.RunDir(run).fakes_grid(64)
+    assert qr.grid_at(run, 2) is None
+    out = qr.OUT / "g.png"
+    qr.grids([run.name], out, "icons", 32)
+    assert Image.open(out).getpixel((4, 30)) == (32, 32, 32)  # the 32-kimg tile, under its label
