@@ -7,7 +7,7 @@ PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
-if ! .venv/bin/python -c "import maxvit_gan, torch, accelerate, hydra, timm, pytest, torchmetrics, tensorboard, nbclient, matplotlib" 2>/dev/null \
+if ! .venv/bin/python -c "import maxvit_gan, torch, accelerate, hydra, timm, pytest, xdist, torchmetrics, tensorboard, nbclient, matplotlib" 2>/dev/null \
    || [ pyproject.toml -nt .venv/.installed ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -e ".[dev]"

@@ -101,9 +101,10 @@ def test_help_lists_only_what_the_command_takes(capsys, command):
 
 
 @pytest.mark.parametrize("command", ["train", "sample", "evaluate", "prepare", "export"])
-def test_help_describes_every_key_from_its_dataclass_comment(capsys, command):
+def test_help_describes_every_key_from_its_dataclass_comment(capsys, monkeypatch, command):
     """`--help` is not a YAML dump: every key is `key=default` and a description, the trailing
     comment of its dataclass field (the one source), grouped by section."""
+    monkeypatch.setenv("COLUMNS", "140")  # the help wraps to the terminal; an xdist worker's may be 80 wide
     from maxvit_gan.cli.schema import all_keys, description, schema_of
     from maxvit_gan.config import TrainConfig
     from maxvit_gan.models.config import GeneratorConfig

@@ -77,7 +77,10 @@ def test_a_zip_trains_at_its_own_resolution_with_the_recipe_printed_and_stored(t
     assert "recipe=auto for 16 px, 24 images, 2 classes, 1 process(es) on cpu:" in log and "loss.ada_target=0.6" in log
 
 
-def test_a_folder_needs_a_resolution():
-    cfg = compose("train", ["data=folder", "data.path=/tmp"])
+def test_a_folder_needs_a_resolution(tmp_path):
+    from PIL import Image
+
+    Image.new("RGB", (40, 40)).save(tmp_path / "a.png")  # a folder of images (not /tmp: all of it was listed)
+    cfg = compose("train", ["data=folder", f"data.path={tmp_path}"])
     with pytest.raises(ValueError, match=r"data.resolution: required for data=folder"):
         fresh_trainer(cfg)
