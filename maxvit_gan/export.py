@@ -38,6 +38,25 @@ def _run_of(source: str | None) -> RunDir | None:
     return run if run.path.is_dir() and run.has_config() else None
 
 
+def _without_local_paths(value):
+    """The run's config as shared: every absolute or home path (run_dir, data.path, a FID
+    reference, the cache folder) reduced to its last part: a local path means nothing elsewhere
+    and tells others how this machine is laid out."""
+    if isinstance(value, dict):
+        return {k: _without_local_paths(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_local_paths(v) for v in value]
+    if isinstance(value, str) and (value.startswith(("/", "~")) or (len(value) > 2 and value[1:3] in (":\\", ":/"))):
+        return Path(value.replace("\\", "/")).name or value
+    return value
+
+
+def _yaml(config: dict) -> str:
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_yaml(OmegaConf.create(config))
+
+
 def export_generator(cfg) -> dict:
     """Everything ``maxvit-gan export`` does, from a :class:`maxvit_gan.config.ExportConfig`.
     Returns ``{"folder": Path | None, "url": str | None}`` (the folder is None when only pushed)."""
@@ -53,8 +72,9 @@ def export_generator(cfg) -> dict:
     if run is not None:
         metadata["source_run"] = run.path.name  # the folder's name only: a local path means nothing elsewhere
         try:
-            metadata["data"] = run.read_config().get("data")
-            training_config = run.config_file.read_text()
+            config = _without_local_paths(run.read_config())
+            metadata["data"] = config.get("data")
+            training_config = _yaml(config)
         except ValueError as err:  # damaged: the generator file carries the architecture, the rest is lost
             warnings.warn(f"{err}; the export has no training_config.yaml and its card no training data", stacklevel=2)
         metadata["metrics"] = run.latest_metrics()

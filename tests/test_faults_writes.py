@@ -269,3 +269,27 @@ def test_the_progress_bar_never_passes_its_total(tmp_path, monkeypatch, batch, k
     assert max(seen) <= kimg and seen[-1] == kimg
     shown = sys.stderr.getvalue()
     assert "100%" in shown and "101%" not in shown
+
+
+@pytest.mark.parametrize("classes", [0, 2])
+def test_reals_grid_of_a_tiny_dataset_repeats_no_image(classes):
+    """reals.png of a dataset smaller than the grid: each real image once, the other cells white
+    (image 0 filled every empty cell)."""
+    import numpy as np
+    import torch
+
+    from maxvit_gan.training.grids import reals_grid
+
+    class Tiny:  # 3 images of 4x4 px, each its own grey level; labels 0, 1, 0 when conditional
+        labels = [0, 1, 0]
+
+        def __len__(self):
+            return 3
+
+        def __getitem__(self, i):
+            return torch.full((3, 4, 4), 40 * (i + 1), dtype=torch.uint8), self.labels[i]
+
+    grid = np.asarray(reals_grid(Tiny(), rows=4, cols=4, num_classes=classes))
+    levels = [int(grid[4 * r, 4 * c, 0]) for r in range(4) for c in range(4)]
+    assert sorted(v for v in levels if v != 255) == [40, 80, 120]  # each image once
+    assert levels.count(255) == 13

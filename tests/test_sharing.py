@@ -105,3 +105,28 @@ def test_push_without_huggingface_hub_says_how_to_get_it(run, tmp_path, capsys, 
     monkeypatch.setitem(sys.modules, "huggingface_hub", None)
     code, _, err = _cli(capsys, "export", f"run={run.path}", "push_to_hub=me/x", "seeds=0-3")
     assert code == 2 and err.startswith("ERROR: pushing to the Hub needs huggingface_hub: pip install huggingface_hub")
+
+
+def test_an_export_carries_no_local_path(run, tmp_path, capsys):
+    """The card, training_config.yaml and config.json of an export name files, not this machine's
+    folders (run_dir, data.path, a FID reference, the cache folder were pasted as absolute paths)."""
+    from omegaconf import OmegaConf
+
+    config = run.read_config()
+    local = str(tmp_path)
+    trained_in = config["run_dir"]
+    assert trained_in.startswith("/")  # the trainer records it absolute
+    config["data"]["path"] = f"{local}/data/my32.zip"
+    config["metrics"]["cache_dir"] = "~/.cache/maxvit_gan"
+    OmegaConf.save(OmegaConf.create(config), run.config_file)
+    out = tmp_path / "shared"
+    code, _, err = _cli(capsys, "export", f"run={run.path}", f"out={out}", "seeds=0-3")
+    assert code == 0, err
+    for name in ("README.md", "training_config.yaml", "config.json"):
+        text = (out / name).read_text()
+        assert local not in text and trained_in not in text and "~/" not in text, name
+    assert "about [-1, 1]: not clipped" in (out / "README.md").read_text()  # the samples slightly exceed it
+    shared = OmegaConf.to_container(OmegaConf.load(out / "training_config.yaml"))
+    assert shared["data"]["path"] == "my32.zip" and shared["run_dir"] == "run"
+    assert shared["model"] == config["model"]  # everything else as trained
+    assert json.loads((out / "config.json").read_text())["metadata"]["data"]["path"] == "my32.zip"
