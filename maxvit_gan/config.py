@@ -115,7 +115,7 @@ class TrainConfig:
     grid_kimg: float = 10.0  # EMA sample grid every N kimg (and at 0 and the end)
     checkpoint_kimg: float = 50.0  # checkpoint every N kimg (and at the end)
     keep_checkpoints: int = 2  # keep the newest K (the best-FID one is kept besides)
-    grid_rows: int = 8  # snapshot grid: rows x cols (one class per row when conditional)
+    grid_rows: int = 8  # training grid (samples/fakes<kimg>.png): rows x cols (one class per row when conditional)
     grid_cols: int = 8  # (see grid_rows)
     compile: bool = False  # torch.compile G (not D: R1 needs a double backward, which compiled graphs lack)
     channels_last: bool = False  # channels_last memory format for G and D

@@ -1,4 +1,4 @@
-"""Image tensors to pixels: the one quantisation (shared by sampling, snapshots and FID) and grids.
+"""Image tensors to pixels: the one quantisation (shared by sampling, training grids and FID) and grids.
 
 No model, training or metric code here: every layer may import it.
 """

@@ -80,7 +80,7 @@ def grid_shape(n: int, rows: int | None = None) -> tuple[int, int]:
 
 def grid_labels(n: int, cols: int, classes: list[int] | None) -> list[int] | None:
     """Label of each grid cell, row-major: row r shows class ``classes[r % len(classes)]``
-    (the training snapshots' convention)."""
+    (the training grids' convention)."""
     if classes is None:
         return None
     return [classes[(i // cols) % len(classes)] for i in range(n)]

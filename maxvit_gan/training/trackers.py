@@ -4,7 +4,7 @@ Accelerate. :class:`RunLogger` is the one writer (rank 0); the rest of this modu
 
 ``train.log_with`` names one or more of Accelerate's trackers (comma-separated), ``all`` (every
 one installed) or ``none``. The trainer sends every tick's scalars (the ``metrics.jsonl`` line)
-and every snapshot grid to each of them, and the run's config once at the start.
+and every training grid to each of them, and the run's config once at the start.
 TensorBoard (the default) writes to ``<run>/tensorboard/``, one TensorBoard run per training,
 resumes included (:class:`TensorBoardRun`); the others use their own settings,
 with ``train.tracker_project`` as the project name and ``train.tracker_kwargs.<tracker>.*``
