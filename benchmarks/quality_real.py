@@ -51,6 +51,7 @@ from quality_shapes import _interp, _mean_sd  # noqa: E402
 
 from maxvit_gan.checkpoint import EMA_FILE, latest_checkpoint, list_checkpoints, read_train_state  # noqa: E402
 from maxvit_gan.data import ZipDataset  # noqa: E402
+from maxvit_gan.files import atomic_path  # noqa: E402
 from maxvit_gan.images import quantize_images  # noqa: E402
 from maxvit_gan.loading import load_generator  # noqa: E402
 from maxvit_gan.metrics.swd import GeneratorSWD  # noqa: E402
@@ -173,9 +174,8 @@ class Scorer:
         key = f"{file.resolve()}|{st.st_size}|{st.st_mtime_ns}|n={self.n}"
         if key not in self.cache:
             self.cache[key] = self(load_generator(run, checkpoint=checkpoint))
-            tmp = self.cache_file.with_suffix(".tmp")
-            tmp.write_text(json.dumps(self.cache))
-            tmp.replace(self.cache_file)
+            with atomic_path(self.cache_file) as tmp:
+                tmp.write_text(json.dumps(self.cache))
         return self.cache[key]
 
     @torch.no_grad()

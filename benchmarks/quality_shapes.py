@@ -47,6 +47,7 @@ from torch import nn
 
 from maxvit_gan.checkpoint import EMA_FILE, latest_checkpoint, list_checkpoints, read_train_state
 from maxvit_gan.data import ShapesDataset
+from maxvit_gan.files import atomic_path
 from maxvit_gan.images import quantize_images
 from maxvit_gan.loading import load_generator
 from maxvit_gan.metrics import StreamingStats, frechet_distance
@@ -216,9 +217,8 @@ class Scorer:
                 raise ValueError(f"{run}: needs a conditional 32-px shapes run, got {G.resolution} px, {G.num_classes} classes")
             cache[key] = self(G)
             OUT.mkdir(parents=True, exist_ok=True)
-            tmp = cache_file.with_suffix(".tmp")
-            tmp.write_text(json.dumps(cache))
-            tmp.replace(cache_file)
+            with atomic_path(cache_file) as tmp:
+                tmp.write_text(json.dumps(cache))
         return cache[key]
 
     @torch.no_grad()

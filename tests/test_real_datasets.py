@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from train_utils import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 MPL_FONTS = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
 FONTS = ["DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSans-Oblique.ttf", "DejaVuSerif.ttf",
          "DejaVuSerif-Bold.ttf", "DejaVuSansMono.ttf"]  # fmt: skip
