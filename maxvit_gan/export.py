@@ -46,8 +46,10 @@ def _without_local_paths(value):
         return {k: _without_local_paths(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_without_local_paths(v) for v in value]
-    if isinstance(value, str) and (value.startswith(("/", "~")) or (len(value) > 2 and value[1:3] in (":\\", ":/"))):
-        return Path(value.replace("\\", "/")).name or value
+    if isinstance(value, str):
+        key, eq, rest = value.rpartition("=")  # a recorded override: data.path=/home/me/x.zip
+        if rest.startswith(("/", "~")) or (len(rest) > 2 and rest[1:3] in (":\\", ":/")):
+            return key + eq + (Path(rest.replace("\\", "/")).name or rest)
     return value
 
 

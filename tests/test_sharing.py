@@ -118,6 +118,7 @@ def test_an_export_carries_no_local_path(run, tmp_path, capsys):
     assert trained_in.startswith("/")  # the trainer records it absolute
     config["data"]["path"] = f"{local}/data/my32.zip"
     config["metrics"]["cache_dir"] = "~/.cache/maxvit_gan"
+    config["overrides"] = ["data=zip", f"data.path={local}/data/my32.zip"]  # the command line, as recorded
     OmegaConf.save(OmegaConf.create(config), run.config_file)
     out = tmp_path / "shared"
     code, _, err = _cli(capsys, "export", f"run={run.path}", f"out={out}", "seeds=0-3")
@@ -128,5 +129,6 @@ def test_an_export_carries_no_local_path(run, tmp_path, capsys):
     assert "about [-1, 1]: not clipped" in (out / "README.md").read_text()  # the samples slightly exceed it
     shared = OmegaConf.to_container(OmegaConf.load(out / "training_config.yaml"))
     assert shared["data"]["path"] == "my32.zip" and shared["run_dir"] == "run"
+    assert shared["overrides"] == ["data=zip", "data.path=my32.zip"]
     assert shared["model"] == config["model"]  # everything else as trained
     assert json.loads((out / "config.json").read_text())["metadata"]["data"]["path"] == "my32.zip"
