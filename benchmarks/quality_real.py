@@ -250,10 +250,14 @@ def summarise(points: dict[str, list[dict]], kimg: float, speed: dict | None) ->
 # --------------------------------------------------------------------------- report
 
 
+def _grid_kimg(grid: Path) -> float:
+    return float(grid.stem[len("fakes") :])  # RunDir.fakes_grid: fakes<kimg>.png
+
+
 def grid_at(run: Path, kimg: float) -> Path | None:
     """The run's EMA grid of the budget ``kimg``: the newest saved at or before it (a run
     continued to a longer budget keeps its earlier grids)."""
-    found = [(float(p.stem[len("fakes"):]), p) for p in RunDir(run).samples_dir.glob("fakes*.png")]
+    found = [(_grid_kimg(p), p) for p in RunDir(run).samples_dir.glob("fakes*.png")]
     found = [(k, p) for k, p in found if k <= kimg + 1e-6]
     return max(found)[1] if found else None
 
@@ -266,7 +270,7 @@ def grids(names: list[str], path: Path, title: str, kimg: float) -> None:
     for name in names:
         grid = grid_at(RUNS / name, kimg)
         if grid is not None:
-            tiles.append((f"{name} @ {float(grid.stem[len('fakes'):]):g} kimg", Image.open(grid).convert("RGB")))
+            tiles.append((f"{name} @ {_grid_kimg(grid):g} kimg", Image.open(grid).convert("RGB")))
     if not tiles:
         return
     w, h = tiles[0][1].size
