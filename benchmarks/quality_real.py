@@ -12,9 +12,7 @@ experiment (``recipe=auto``: the settings it picks from each dataset are in the 
 and config_resolved.yaml), ``data.xflip=false`` for the glyphs (letters are not mirror images of
 letters), plus ``model.generator.arch=conv`` / ``mbconv`` for the baselines
 (residual conv stages FiLM-modulated by the latent tokens; the MaxViT generator without
-self-attention). The kinds ``maxvit_d8``, ``conv_d8``, ``mbconv_d8`` add the previous recipe's
-narrow D (``model.discriminator.channel_base=256 channel_max=64``: 8 channels at 32 px, the
-demo's) to compare the two recipes. A longer budget continues the same run (``resume=auto train.kimg=K``: the
+self-attention). A longer budget continues the same run (``resume=auto train.kimg=K``: the
 recipe does not depend on the length, so the first 32 kimg of a 128-kimg run are the 32-kimg
 run). Runs live in benchmarks/out/real_runs/<dataset>-<arch>-s<seed>; checkpoints every 4 kimg
 are kept and scored.
@@ -69,11 +67,6 @@ DATASETS = {"glyphs": "glyphs32_gan_train", "stamps": "stamps32", "icons": "icon
 # x-flips of the reals for the glyphs (data.xflip=true made E into a mirrored E: judge 0.69, worst letter 0).
 DATA_KEYS = {"glyphs": ["data.xflip=false"], "stamps": [], "icons": []}
 ARCHS = {"maxvit": [], "conv": ["model.generator.arch=conv"], "mbconv": ["model.generator.arch=mbconv"]}
-# The recipe before 2026-12-04 (still the demo's on the built-in shapes): D with 8 channels at full
-# resolution, at most 64, where the recipe now picks 32 and 128 for any other data. Kept as kinds
-# of their own ("conv_d8", ...) so the two recipes are compared in one table.
-NARROW_D = ["model.discriminator.channel_base=256", "model.discriminator.channel_max=64"]
-ARCHS |= {f"{arch}_d8": [*keys, *NARROW_D] for arch, keys in list(ARCHS.items())}
 RUN_KEYS = ["train.checkpoint_kimg=4", "train.keep_checkpoints=1000", "train.log_with=none"]
 SWD_MAX_N = 1000
 JUDGE_PER_CLASS = 31
@@ -334,7 +327,7 @@ def main(argv=None) -> None:
         return report_main(argv[1:])
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--datasets", default=",".join(DATASETS), help=f"comma-separated, from {list(DATASETS)}")
-    ap.add_argument("--archs", default="maxvit,conv,mbconv", help=f"comma-separated, from {list(ARCHS)}")
+    ap.add_argument("--archs", default=",".join(ARCHS), help=f"comma-separated, from {list(ARCHS)}")
     ap.add_argument("--seeds", default="0-2", help="seeds: 0-2, 1,2 ...")
     ap.add_argument("--kimg", type=float, default=32, help="training length per run (the default recipe's: 32)")
     ap.add_argument("--jobs", type=int, default=1, help="runs trained at the same time")

@@ -22,7 +22,7 @@ def _without_record(cfg) -> dict:
 def test_the_default_is_the_cpu_demo_recipe_value_for_value():
     auto = compose("train")
     assert (auto.experiment, auto.recipe) == ("auto", "auto")
-    apply_recipe(auto, DataFacts(32, 50000, 4, procedural_shapes=True), 1, "cpu")  # the shapes dataset, one CPU process
+    apply_recipe(auto, DataFacts(32, 50000, 4), 1, "cpu")  # the shapes dataset, one CPU process
     pinned = compose("train", ["experiment=shapes_cpu"])
     assert pinned.recipe == "none" and _without_record(auto) == _without_record(pinned)
 
@@ -32,7 +32,7 @@ def test_what_the_command_line_gives_is_kept():
     lines = apply_recipe(cfg, DataFacts(32, 1000, 0), 1, "cpu")
     assert (cfg.train.batch_size, cfg.loss.r1_gamma) == (8, 3)
     assert cfg.model.generator.channels == [32, 32, 16] and cfg.model.generator.window_sizes is None  # one unit
-    assert cfg.model.discriminator.channel_base == 1024 and cfg.model.generator.upsample == "bilinear"  # still chosen
+    assert cfg.model.discriminator.channel_base == 256 and cfg.model.generator.upsample == "bilinear"  # still chosen
     assert cfg.optim.g_lr == 5e-4 and cfg.loss.class_weight == 0.0  # chosen: unconditional data
     assert cfg.loss.ada_target == 0.6 and cfg.loss.ada_kimg == 20  # 1,000 images: ADA
     assert "train.batch_size" in lines[1] and "train.batch_size=" not in lines[0]
@@ -45,12 +45,7 @@ def test_what_the_command_line_gives_is_kept():
 def test_rules_follow_resolution_size_classes_and_processes():
     at64 = choose(DataFacts(64, 3800, 0), 1, "cpu")
     assert at64["model.generator.channels"] == [64, 64, 32, 32] and at64["model.generator.window_sizes"] == [4, 4, 0, 0]
-    assert at64["loss.r1_gamma"] == 4.0  # res^2 / (64 batch)
-    assert (at64["model.discriminator.channel_base"], at64["model.discriminator.channel_max"]) == (2048, 128)  # 32 at 64 px
-    demo = choose(DataFacts(32, 50000, 4, procedural_shapes=True), 1, "cpu")  # the built-in shapes: the demo's narrow D
-    assert (demo["model.discriminator.channel_base"], demo["model.discriminator.channel_max"]) == (256, 64)
-    same_size = choose(DataFacts(32, 50000, 4), 1, "cpu")  # any other data of the same size: the wide one
-    assert (same_size["model.discriminator.channel_base"], same_size["model.discriminator.channel_max"]) == (1024, 128)
+    assert at64["loss.r1_gamma"] == 4.0 and at64["model.discriminator.channel_base"] == 512  # res^2 / (64 batch); 8 at 64 px
     assert choose(DataFacts(32, 3800, 0), 3, "cpu")["train.batch_size"] == 18  # a multiple of the processes
     big = choose(DataFacts(32, 60000, 10), 1, "cpu")
     assert big["loss.ada_target"] == 0 and big["loss.class_weight"] == 1.0 and big["train.ema_half_life_kimg"] == 2.0
@@ -77,17 +72,9 @@ def test_a_zip_trains_at_its_own_resolution_with_the_recipe_printed_and_stored(t
     trainer = fresh_trainer(cfg)
     assert cfg.data.resolution == 16 and trainer.ema.module.resolution == 16 and cfg.data.num_workers >= 0
     assert cfg.loss.class_weight == 1.0 and cfg.loss.ada_target == 0.6 and cfg.model.generator.channels == [64, 64]
-    assert (cfg.model.discriminator.channel_base, cfg.model.discriminator.channel_max) == (512, 128)  # not the demo's D
     trainer.train()
     log = (tmp_path / "run" / "train.log").read_text()
     assert "recipe=auto for 16 px, 24 images, 2 classes, 1 process(es) on cpu:" in log and "loss.ada_target=0.6" in log
-
-
-def test_the_trainer_gives_the_demo_its_narrow_discriminator(tmp_path):
-    cfg = compose("train", ["data.shapes_num_images=64", "train.log_with=none"])
-    cfg.run_dir = str(tmp_path / "run")
-    fresh_trainer(cfg)
-    assert (cfg.model.discriminator.channel_base, cfg.model.discriminator.channel_max) == (256, 64)
 
 
 def test_a_folder_needs_a_resolution(tmp_path):

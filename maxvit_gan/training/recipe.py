@@ -7,13 +7,9 @@ gives stays as given; the rest is filled in here, printed at the start and store
 The rules, and where each comes from:
 
 * CPU (the tier measured in this project: benchmarks/RESULTS.md): the demo's generator (``tiny``,
-  widths 64, 64 then 32, Max-SA at 8 and 16 px, MBConv above, bilinear upsampling), batch 16 (at
-  this scale progress is per step), Adam 5e-4. D: 32 channels at full resolution, doubling per
-  halving, at most 128 (on the real datasets of benchmarks/quality_real.py the demo's narrow D
-  left them at 1.7-2.7x the SWD floor and D near chance; this one is 2x slower per image and
-  better per image and per second there). On the built-in shapes (``data=shapes``) the demo's
-  narrow D (8 channels at full resolution, at most 64): what the demo was tuned and measured
-  with (five seeds, README).
+  widths 64, 64 then 32, Max-SA at 8 and 16 px, MBConv above, bilinear upsampling), a narrow D
+  (8 channels at full resolution, doubling per halving, at most 64), batch 16 (at this scale
+  progress is per step), Adam 5e-4.
 * GPU (not measured here yet): preset ``s`` up to 64 px, ``b`` above; StyleGAN2-ADA's batch
   ``max(min(processes * min(4096 / res, 32), 64), processes)``; Adam 2e-4; bf16.
 * R1 gamma = res^2 / (64 * batch) (StyleGAN2 scales it with res^2 / batch; the constant makes it
@@ -43,7 +39,6 @@ class DataFacts:
     resolution: int
     num_images: int
     num_classes: int  # 0: unconditional (or data.conditional=false)
-    procedural_shapes: bool = False  # the built-in demo dataset (data=shapes)
 
 
 def _given(key: str, given: set[str]) -> bool:
@@ -72,9 +67,8 @@ def choose(facts: DataFacts, processes: int, device_type: str) -> dict[str, obje
         v["model.generator.window_sizes"] = [4, 4] + [0] * (n_stages - 2)
         v["model.generator.grid_sizes"] = [2, 4] + [0] * (n_stages - 2)
         v["model.generator.upsample"] = "bilinear"
-        narrow = facts.procedural_shapes  # the demo's D, tuned there
-        v["model.discriminator.channel_base"] = (8 if narrow else 32) * res
-        v["model.discriminator.channel_max"] = 64 if narrow else 128
+        v["model.discriminator.channel_base"] = 8 * res
+        v["model.discriminator.channel_max"] = 64
         batch = -(-16 // processes) * processes
         lr, ema_kimg, ada_kimg = 5e-4, 2.0, 20.0
     else:

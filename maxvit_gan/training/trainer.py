@@ -75,7 +75,7 @@ class Trainer:
         self.num_classes = self.dataset.num_classes if cfg.data.conditional else 0
         self.recipe_notes = []
         if cfg.recipe == "auto":
-            facts = DataFacts(self.dataset.resolution, len(self.dataset), self.num_classes, cfg.data.name == "shapes")
+            facts = DataFacts(self.dataset.resolution, len(self.dataset), self.num_classes)
             self.recipe_notes = apply_recipe(cfg, facts, self.world, acc.device.type)
             validate_run_config(cfg, self.world)  # and what the recipe chose
         self.threads = None
