@@ -12,7 +12,9 @@ experiment (``recipe=auto``: the settings it picks from each dataset are in the 
 and config_resolved.yaml), ``data.xflip=false`` for the glyphs (letters are not mirror images of
 letters), plus ``model.generator.arch=conv`` / ``mbconv`` for the baselines
 (residual conv stages FiLM-modulated by the latent tokens; the MaxViT generator without
-self-attention). A longer budget continues the same run (``resume=auto train.kimg=K``: the
+self-attention). Two recipe ablations on conv are run by name (``ARCHS``: ``conv_wided``, a 4x
+wider D; ``conv_lrdown``, learning rates falling to 0 over the last 32 kimg of a 64-kimg run).
+A longer budget continues the same run (``resume=auto train.kimg=K``: the
 recipe does not depend on the length, so the first 32 kimg of a 128-kimg run are the 32-kimg
 run). Runs live in benchmarks/out/real_runs/<dataset>-<arch>-s<seed>; checkpoints every 4 kimg
 are kept and scored.
@@ -67,6 +69,16 @@ DATASETS = {"glyphs": "glyphs32_gan_train", "stamps": "stamps32", "icons": "icon
 # x-flips of the reals for the glyphs (data.xflip=true made E into a mirrored E: judge 0.69, worst letter 0).
 DATA_KEYS = {"glyphs": ["data.xflip=false"], "stamps": [], "icons": []}
 ARCHS = {"maxvit": [], "conv": ["model.generator.arch=conv"], "mbconv": ["model.generator.arch=mbconv"]}
+KINDS = list(ARCHS)  # the generator kinds compared by default
+# Recipe ablations on the conv generator (run by name: --archs conv_wided,conv_lrdown):
+# a 4x wider D (32 channels at 32 px, at most 128, where the recipe picks 8 and 64), and both
+# learning rates falling linearly to 0 over the last 32 kimg (meant for a 64-kimg run; its
+# first 32 kimg are the conv run's, so it is trained from that run's 32-kimg checkpoint).
+ARCHS |= {
+    "conv_wided": [*ARCHS["conv"], "model.discriminator.channel_base=1024", "model.discriminator.channel_max=128"],
+    "conv_lrdown": [*ARCHS["conv"], "optim.lr_rampdown_kimg=32"],
+}
+BRANCHES = {"conv_lrdown": ("conv", 32)}  # kind -> (the kind it continues, at kimg)
 RUN_KEYS = ["train.checkpoint_kimg=4", "train.keep_checkpoints=1000", "train.log_with=none"]
 SWD_MAX_N = 1000
 JUDGE_PER_CLASS = 31
@@ -108,6 +120,13 @@ def train(dataset: str, arch: str, seed: int, kimg: float, threads: int) -> Path
     cmd = [sys.executable, str(ROOT / "scripts/train_gan.py"), *run_overrides(dataset, arch, seed, kimg, threads), f"run_dir={run}"]
     if latest_checkpoint(RunDir(run).checkpoints_dir) is not None:
         cmd.append("resume=auto")  # interrupted, or a longer budget: continue
+    elif arch in BRANCHES:  # starts from another kind's checkpoint
+        base, at_kimg = BRANCHES[arch]
+        start = [ck for ck in list_checkpoints(RunDir(run_dir(dataset, base, seed)).checkpoints_dir)
+                 if read_train_state(ck)["nimg"] == at_kimg * 1000]  # fmt: skip
+        if not start:
+            raise RuntimeError(f"{run.name} starts from {run_dir(dataset, base, seed).name} at {at_kimg:g} kimg: train that first")
+        cmd.append(f"resume={start[0]}")
     run.parent.mkdir(parents=True, exist_ok=True)
     print(f"[{run.name}] training to {kimg:g} kimg", flush=True)
     t0 = time.time()
@@ -327,7 +346,7 @@ def main(argv=None) -> None:
         return report_main(argv[1:])
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--datasets", default=",".join(DATASETS), help=f"comma-separated, from {list(DATASETS)}")
-    ap.add_argument("--archs", default=",".join(ARCHS), help=f"comma-separated, from {list(ARCHS)}")
+    ap.add_argument("--archs", default=",".join(KINDS), help=f"comma-separated, from {list(ARCHS)}")
     ap.add_argument("--seeds", default="0-2", help="seeds: 0-2, 1,2 ...")
     ap.add_argument("--kimg", type=float, default=32, help="training length per run (the default recipe's: 32)")
     ap.add_argument("--jobs", type=int, default=1, help="runs trained at the same time")

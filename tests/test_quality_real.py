@@ -39,7 +39,7 @@ def test_runs_are_the_product_with_the_automatic_recipe(qr):
 
 
 @pytest.mark.slow
-def test_scores_summary_and_report_from_product_runs(qr):
+def test_scores_summary_and_report_from_product_runs(qr, monkeypatch):
     for arch in ("maxvit", "conv"):
         over = qr.run_overrides("icons", arch, 0, 0.032, 1)[2:]  # the zip is given below; run_config: the smoke settings
         cfg = run_config(qr.run_dir("icons", arch, 0), "data=zip", f"data.path={qr.zip_path('icons')}",
@@ -60,6 +60,15 @@ def test_scores_summary_and_report_from_product_runs(qr):
     assert g["at_kimg"]["swd"][0] == pytest.approx(p[-1]["swd"])
     table = qr.render([res])
     assert "| icons | maxvit | 1 |" in table and qr.BEGIN in table and qr.END in table
+    # an ablation that branches off conv starts from conv's checkpoint at the branch point
+    calls = []
+    monkeypatch.setattr(qr.subprocess, "run", lambda cmd, **kw: calls.append(cmd) or qr.subprocess.CompletedProcess(cmd, 0))
+    monkeypatch.setitem(qr.BRANCHES, "conv_lrdown", ("conv", 0.016))
+    qr.train("icons", "conv_lrdown", 0, 0.032, 1)
+    start = [ck for ck in qr.list_checkpoints(qr.RunDir(qr.run_dir("icons", "conv", 0)).checkpoints_dir)][0]
+    assert f"resume={start}" in calls[0] and "optim.lr_rampdown_kimg=32" in calls[0]
+    with pytest.raises(RuntimeError, match="icons-conv_lrdown-s1 starts from icons-conv-s1 at 0.016 kimg"):
+        qr.train("icons", "conv_lrdown", 1, 0.032, 1)
 
 
 def test_grid_of_a_budget_is_the_newest_at_or_before_it(qr):
