@@ -12,8 +12,9 @@ experiment (``recipe=auto``: the settings it picks from each dataset are in the 
 and config_resolved.yaml), ``data.xflip=false`` for the glyphs (letters are not mirror images of
 letters), plus ``model.generator.arch=conv`` / ``mbconv`` for the baselines
 (residual conv stages FiLM-modulated by the latent tokens; the MaxViT generator without
-self-attention). Two recipe ablations on conv are run by name (``ARCHS``: ``conv_wided``, a 4x
-wider D; ``conv_lrdown``, learning rates falling to 0 over the last 32 kimg of a 64-kimg run).
+self-attention). Recipe ablations on conv are run by name (``ARCHS``: ``conv_wided``, a 4x
+wider D; ``conv_wideg``, a 2x wider G; ``conv_lrdown``, learning rates falling to 0 over the
+last 32 kimg of a 64-kimg run).
 A longer budget continues the same run (``resume=auto train.kimg=K``: the
 recipe does not depend on the length, so the first 32 kimg of a 128-kimg run are the 32-kimg
 run). Runs live in benchmarks/out/real_runs/<dataset>-<arch>-s<seed>; checkpoints every 4 kimg
@@ -71,10 +72,10 @@ DATA_KEYS = {"glyphs": ["data.xflip=false"], "stamps": [], "icons": []}
 ARCHS = {"maxvit": [], "conv": ["model.generator.arch=conv"], "mbconv": ["model.generator.arch=mbconv"]}
 KINDS = list(ARCHS)  # the generator kinds compared by default
 # Recipe ablations on the conv generator (run by name: --archs conv_wided,conv_lrdown,conv_wideg):
-# a 4x wider D (32 channels at 32 px, at most 128, where the recipe picks 8 and 64), a G twice as
-# wide (channels 128, 128, 64 instead of 64, 64, 32), and both
-# learning rates falling linearly to 0 over the last 32 kimg (meant for a 64-kimg run; its
-# first 32 kimg are the conv run's, so it is trained from that run's 32-kimg checkpoint).
+# a 4x wider D (32 channels at 32 px, at most 128, where the recipe picks 8 and 64); both learning
+# rates falling linearly to 0 over the last 32 kimg (meant for a 64-kimg run: its first 32 kimg
+# are the conv run's, so it starts from that run's 32-kimg checkpoint, BRANCHES); a G twice as
+# wide (channels 128, 128, 64 instead of 64, 64, 32).
 ARCHS |= {
     "conv_wided": [*ARCHS["conv"], "model.discriminator.channel_base=1024", "model.discriminator.channel_max=128"],
     "conv_lrdown": [*ARCHS["conv"], "optim.lr_rampdown_kimg=32"],

@@ -65,7 +65,7 @@ def test_scores_summary_and_report_from_product_runs(qr, monkeypatch):
     monkeypatch.setattr(qr.subprocess, "run", lambda cmd, **kw: calls.append(cmd) or qr.subprocess.CompletedProcess(cmd, 0))
     monkeypatch.setitem(qr.BRANCHES, "conv_lrdown", ("conv", 0.016))
     qr.train("icons", "conv_lrdown", 0, 0.032, 1)
-    start = [ck for ck in qr.list_checkpoints(qr.RunDir(qr.run_dir("icons", "conv", 0)).checkpoints_dir)][0]
+    start = qr.list_checkpoints(qr.RunDir(qr.run_dir("icons", "conv", 0)).checkpoints_dir)[0]
     assert f"resume={start}" in calls[0] and "optim.lr_rampdown_kimg=32" in calls[0]
     with pytest.raises(RuntimeError, match="icons-conv_lrdown-s1 starts from icons-conv-s1 at 0.016 kimg"):
         qr.train("icons", "conv_lrdown", 1, 0.032, 1)
