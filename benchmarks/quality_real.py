@@ -18,7 +18,8 @@ last 32 kimg of a 64-kimg run).
 A longer budget continues the same run (``resume=auto train.kimg=K``: the
 recipe does not depend on the length, so the first 32 kimg of a 128-kimg run are the 32-kimg
 run). Runs live in benchmarks/out/real_runs/<dataset>-<arch>-s<seed>; checkpoints every 4 kimg
-are kept and scored.
+are kept and scored. The tables' numbers are kept in git (benchmarks/results/quality_real_<kimg>kimg.json,
+quality_real_speed.json): each invocation replaces the groups it scored and keeps the others.
 
 Scores of a checkpoint's EMA generator:
 
@@ -65,6 +66,7 @@ ROOT = HERE.parent
 OUT = HERE / "out"
 RUNS = OUT / "real_runs"
 RESULTS = HERE / "results"
+SPEED_FILE = RESULTS / "quality_real_speed.json"  # img/s side by side (--speed), merged across invocations
 DATASETS = {"glyphs": "glyphs32_gan_train", "stamps": "stamps32", "icons": "icons32"}  # name -> zip of real_datasets
 # What a user knows about the data and says: a mirrored letter is another glyph (or none), so no
 # x-flips of the reals for the glyphs (data.xflip=true made E into a mirrored E: judge 0.69, worst letter 0).
@@ -249,7 +251,8 @@ def summarise(points: dict[str, list[dict]], kimg: float, speed: dict | None) ->
             rate[dataset, arch] = statistics.median(ticks) if ticks else float("nan")
     out: dict = {"kimg": kimg, "speed_side_by_side": bool(speed), "groups": {}}
     for (dataset, arch), runs in sorted(groups.items()):
-        fastest = max(rate[d, a] for d, a in groups if d == dataset)
+        measured = [v for k, v in (speed or {}).items() if k.split("-")[0] == dataset]  # the other kinds' too
+        fastest = max([rate[d, a] for d, a in groups if d == dataset] + measured)
         reach = kimg * rate[dataset, arch] / fastest
         finals = [pts[-1] for _, pts in runs]
         keys = ["swd", "swd_floor", "swd_ratio"] + (["acc"] if "acc" in finals[0] else [])
@@ -315,8 +318,10 @@ def render(results: list[dict]) -> str:
     lines = [BEGIN, ""]
     for res in results:
         kimg = res["kimg"]
-        lines += [f"**{kimg:g} kimg** ({'img/s side by side' if res['speed_side_by_side'] else 'img/s of the runs themselves'}"
-                  " for the equal-wall-clock columns)", "",
+        own = [g.get("speed_side_by_side", res["speed_side_by_side"]) is False for g in res["groups"].values()]
+        how = "img/s of the runs themselves" if all(own) else "img/s side by side"
+        note = "; *: the runs' own img/s, two runs at a time" if any(own) and not all(own) else ""
+        lines += [f"**{kimg:g} kimg** ({how} for the equal-wall-clock columns{note})", "",
                   "| dataset | generator | seeds | img/s | SWD (x1e3) | floor | SWD / floor | judge accuracy | at equal wall-clock: kimg | SWD / floor | judge accuracy |",
                   "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
         for name, g in res["groups"].items():
@@ -324,7 +329,8 @@ def render(results: list[dict]) -> str:
             a, w = g["at_kimg"], g["wall_clock"]
             acc = _ms(a["acc"], 3) if "acc" in a else "-"
             wacc = _ms(w["acc"], 3) if "acc" in w else "-"
-            lines.append(f"| {dataset} | {arch} | {len(g['seeds'])} | {g['img_per_s']:.1f} | {_ms(a['swd'])} | {_ms(a['swd_floor'])} | "
+            star = "*" if g.get("speed_side_by_side", res["speed_side_by_side"]) is False and not all(own) else ""
+            lines.append(f"| {dataset} | {arch} | {len(g['seeds'])} | {g['img_per_s']:.1f}{star} | {_ms(a['swd'])} | {_ms(a['swd_floor'])} | "
                          f"{_ms(a['swd_ratio'])} | {acc} | {w['kimg']:.1f} | {_ms(w['swd_ratio'])} | {wacc} |")  # fmt: skip
         lines += ["", "Per seed (SWD / floor; glyphs: judge accuracy, worst letter):", ""]
         for name, g in res["groups"].items():
@@ -362,7 +368,8 @@ def main(argv=None) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     if args.speed:
         speed = measure_speed(datasets, archs, args.threads)
-        (OUT / "quality_real_speed.json").write_text(json.dumps(speed, indent=1))
+        old = json.loads(SPEED_FILE.read_text()) if SPEED_FILE.is_file() else {}
+        SPEED_FILE.write_text(json.dumps(dict(sorted({**old, **speed}.items())), indent=1) + "\n")
         return
     todo = [(d, a, s) for d in datasets for a in archs for s in seeds]
     if not args.no_train:
@@ -378,19 +385,38 @@ def main(argv=None) -> None:
                 last = points[run.name][-1]
                 print(f"[{run.name}] {last['kimg']:g} kimg: swd {last['swd']:.2f} (floor {last['swd_floor']:.2f})"
                       + (f", judge {last['acc']:.3f}" if "acc" in last else ""), flush=True)  # fmt: skip
-    speed_file = OUT / "quality_real_speed.json"
-    speed = json.loads(speed_file.read_text()) if speed_file.is_file() else None
+    speed = json.loads(SPEED_FILE.read_text()) if SPEED_FILE.is_file() else None
     res = summarise(points, args.kimg, speed)
-    res["points"] = points
-    (OUT / f"quality_real_{args.kimg:g}kimg.json").write_text(json.dumps(res, indent=1))
-    print(render([res]))
+    (OUT / f"quality_real_{args.kimg:g}kimg_points.json").write_text(json.dumps(points, indent=1))
+    print(render([merge_summary(res)]))
+
+
+def summary_file(kimg: float) -> Path:
+    return RESULTS / f"quality_real_{kimg:g}kimg.json"
+
+
+def merge_summary(res: dict) -> dict:
+    """Store ``res`` in the budget's summary in benchmarks/results/ (kept in git, unlike the runs):
+    its groups replace those of the same name, the others stay. Returns the merged summary."""
+    path = summary_file(res["kimg"])
+    merged = json.loads(path.read_text()) if path.is_file() else {"kimg": res["kimg"], "groups": {}}
+    for g in res["groups"].values():
+        g["speed_side_by_side"] = res["speed_side_by_side"]
+    merged["groups"] = dict(sorted({**merged["groups"], **res["groups"]}.items()))
+    merged["speed_side_by_side"] = all(g.get("speed_side_by_side", True) for g in merged["groups"].values())
+    text = json.dumps(merged, indent=1) + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+    return json.loads(text)
 
 
 def report_main(argv) -> None:
     ap = argparse.ArgumentParser(prog="quality_real.py report", description="tables from the saved JSONs; --write: RESULTS.md + grids")
     ap.add_argument("--write", action="store_true")
     args = ap.parse_args(argv)
-    results = [json.loads(p.read_text()) for p in sorted(OUT.glob("quality_real_*kimg.json"), key=lambda p: float(p.stem.split("_")[-1][:-4]))]
+    found = sorted(RESULTS.glob("quality_real_*kimg.json"), key=lambda p: float(p.stem.split("_")[-1][:-4]))
+    results = [json.loads(p.read_text()) for p in found]
     block = render(results)
     print(block)
     if args.write:

@@ -22,6 +22,8 @@ def qr(tmp_path, monkeypatch):
     monkeypatch.setattr(mod.real_datasets, "OUT", tmp_path / "real")
     monkeypatch.setattr(mod, "OUT", tmp_path / "out")
     monkeypatch.setattr(mod, "RUNS", tmp_path / "runs")
+    monkeypatch.setattr(mod, "RESULTS", tmp_path / "results")
+    monkeypatch.setattr(mod, "SPEED_FILE", tmp_path / "results" / "speed.json")
     (tmp_path / "out").mkdir()
     src = tmp_path / "icons_src"
     src.mkdir()
@@ -59,7 +61,17 @@ def test_scores_summary_and_report_from_product_runs(qr, monkeypatch):
     assert g["wall_clock"]["kimg"] == pytest.approx(0.016)  # half conv's speed: read at half the length
     assert g["at_kimg"]["swd"][0] == pytest.approx(p[-1]["swd"])
     table = qr.render([res])
-    assert "| icons | maxvit | 1 |" in table and qr.BEGIN in table and qr.END in table
+    assert "| icons | maxvit | 1 | 10.0 |" in table and qr.BEGIN in table and qr.END in table
+    # summaries are kept in results/ and merged: a later invocation replaces only its own groups
+    qr.merge_summary(res)
+    later = qr.summarise({"icons-conv-s0": points["icons-conv-s0"]}, 0.032, speed=None)
+    later["groups"]["icons-conv"]["seeds"] = [7]
+    merged = qr.merge_summary(later)
+    assert list(merged["groups"]) == ["icons-conv", "icons-maxvit"] and merged["groups"]["icons-conv"]["seeds"] == [7]
+    assert merged["groups"]["icons-maxvit"] == qr.json.loads(qr.json.dumps({**g, "speed_side_by_side": True}))
+    assert qr.json.loads(qr.summary_file(0.032).read_text()) == merged
+    table = qr.render([merged])  # one group's img/s is its runs' own: marked
+    assert "| icons | conv | 1 | " in table and "* |" in table.split("| icons | conv |")[1].split("\n")[0]
     # an ablation that branches off conv starts from conv's checkpoint at the branch point
     calls = []
     monkeypatch.setattr(qr.subprocess, "run", lambda cmd, **kw: calls.append(cmd) or qr.subprocess.CompletedProcess(cmd, 0))
