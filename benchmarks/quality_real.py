@@ -82,8 +82,11 @@ ARCHS |= {
     "conv_wided": [*ARCHS["conv"], "model.discriminator.channel_base=1024", "model.discriminator.channel_max=128"],
     "conv_lrdown": [*ARCHS["conv"], "optim.lr_rampdown_kimg=32"],
     "conv_wideg": [*ARCHS["conv"], "model.generator.channels=[128,128,64]"],  # 2.3M parameters, not 0.9M
+    "conv_d2x": [*ARCHS["conv"], "model.discriminator.channel_base=512"],  # 16 at 32 px, 32 at 16, at most 64
+    "conv_d4x64": [*ARCHS["conv"], "model.discriminator.channel_base=1024"],  # 32 at 32 px, at most 64
+    "conv_r1lo": [*ARCHS["conv"], "loss.r1_gamma=0.25"],
 }
-BRANCHES = {"conv_lrdown": ("conv", 32)}  # kind -> (the kind it continues, at kimg)
+BRANCHES = {"conv_lrdown": ("conv", 32), "conv_r1lo": ("conv", 32)}  # kind -> (the kind it continues, at kimg)
 RUN_KEYS = ["train.checkpoint_kimg=4", "train.keep_checkpoints=1000", "train.log_with=none"]
 SWD_MAX_N = 1000
 JUDGE_PER_CLASS = 31
@@ -424,8 +427,12 @@ def report_main(argv) -> None:
         for res in results:  # one picture per dataset and budget: seed 0 of each kind
             for dataset in DATASETS:
                 archs = [a for a in ARCHS if f"{dataset}-{a}" in res["groups"]]
-                if archs:
-                    grids([f"{dataset}-{a}-s0" for a in archs], RESULTS / f"quality_real_{dataset}_{res['kimg']:g}kimg.png", dataset, res["kimg"])
+                names = [f"{dataset}-{a}-s0" for a in archs]
+                path = RESULTS / f"quality_real_{dataset}_{res['kimg']:g}kimg.png"
+                if archs and all(kimg_done(RUNS / n) >= res["kimg"] for n in names):
+                    grids(names, path, dataset, res["kimg"])
+                elif archs:  # summaries kept from runs that are gone: keep their picture too
+                    print(f"kept {path.name}: not every run of its table is here", flush=True)
 
 
 def _write_section(block: str) -> None:
