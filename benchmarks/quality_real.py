@@ -321,9 +321,10 @@ def render(results: list[dict]) -> str:
     lines = [BEGIN, ""]
     for res in results:
         kimg = res["kimg"]
-        own = [g.get("speed_side_by_side", res["speed_side_by_side"]) is False for g in res["groups"].values()]
-        how = "img/s of the runs themselves" if all(own) else "img/s side by side"
-        note = "; *: the runs' own img/s, two runs at a time" if any(own) and not all(own) else ""
+        own = {name: g.get("speed_side_by_side", res["speed_side_by_side"]) is False for name, g in res["groups"].items()}
+        mixed = any(own.values()) and not all(own.values())
+        how = "img/s of the runs themselves" if all(own.values()) else "img/s side by side"
+        note = "; *: the runs' own img/s, two runs at a time" if mixed else ""
         lines += [f"**{kimg:g} kimg** ({how} for the equal-wall-clock columns{note})", "",
                   "| dataset | generator | seeds | img/s | SWD (x1e3) | floor | SWD / floor | judge accuracy | at equal wall-clock: kimg | SWD / floor | judge accuracy |",
                   "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
@@ -332,7 +333,7 @@ def render(results: list[dict]) -> str:
             a, w = g["at_kimg"], g["wall_clock"]
             acc = _ms(a["acc"], 3) if "acc" in a else "-"
             wacc = _ms(w["acc"], 3) if "acc" in w else "-"
-            star = "*" if g.get("speed_side_by_side", res["speed_side_by_side"]) is False and not all(own) else ""
+            star = "*" if mixed and own[name] else ""
             lines.append(f"| {dataset} | {arch} | {len(g['seeds'])} | {g['img_per_s']:.1f}{star} | {_ms(a['swd'])} | {_ms(a['swd_floor'])} | "
                          f"{_ms(a['swd_ratio'])} | {acc} | {w['kimg']:.1f} | {_ms(w['swd_ratio'])} | {wacc} |")  # fmt: skip
         lines += ["", "Per seed (SWD / floor; glyphs: judge accuracy, worst letter):", ""]
@@ -371,8 +372,7 @@ def main(argv=None) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     if args.speed:
         speed = measure_speed(datasets, archs, args.threads)
-        old = json.loads(SPEED_FILE.read_text()) if SPEED_FILE.is_file() else {}
-        SPEED_FILE.write_text(json.dumps(dict(sorted({**old, **speed}.items())), indent=1) + "\n")
+        _write_json(SPEED_FILE, dict(sorted({**_read_json(SPEED_FILE, {}), **speed}.items())))
         return
     todo = [(d, a, s) for d in datasets for a in archs for s in seeds]
     if not args.no_train:
@@ -388,7 +388,7 @@ def main(argv=None) -> None:
                 last = points[run.name][-1]
                 print(f"[{run.name}] {last['kimg']:g} kimg: swd {last['swd']:.2f} (floor {last['swd_floor']:.2f})"
                       + (f", judge {last['acc']:.3f}" if "acc" in last else ""), flush=True)  # fmt: skip
-    speed = json.loads(SPEED_FILE.read_text()) if SPEED_FILE.is_file() else None
+    speed = _read_json(SPEED_FILE, None)
     res = summarise(points, args.kimg, speed)
     (OUT / f"quality_real_{args.kimg:g}kimg_points.json").write_text(json.dumps(points, indent=1))
     print(render([merge_summary(res)]))
@@ -402,12 +402,21 @@ def merge_summary(res: dict) -> dict:
     """Store ``res`` in the budget's summary in benchmarks/results/ (kept in git, unlike the runs):
     its groups replace those of the same name, the others stay. Returns the merged summary."""
     path = summary_file(res["kimg"])
-    merged = json.loads(path.read_text()) if path.is_file() else {"kimg": res["kimg"], "groups": {}}
+    merged = _read_json(path, {"kimg": res["kimg"], "groups": {}})
     for g in res["groups"].values():
         g["speed_side_by_side"] = res["speed_side_by_side"]
     merged["groups"] = dict(sorted({**merged["groups"], **res["groups"]}.items()))
     merged["speed_side_by_side"] = all(g.get("speed_side_by_side", True) for g in merged["groups"].values())
-    text = json.dumps(merged, indent=1) + "\n"
+    return _write_json(path, merged)
+
+
+def _read_json(path: Path, default):
+    return json.loads(path.read_text()) if path.is_file() else default
+
+
+def _write_json(path: Path, obj):
+    """Write ``obj`` (atomically); returns it as read back (tuples become lists)."""
+    text = json.dumps(obj, indent=1) + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         tmp.write_text(text)
