@@ -69,6 +69,32 @@ def test_bilinear_upsampler_has_no_sub_pixel_parameters():
     assert sum(p.numel() for p in up.parameters()) == 16 * 8 + 8
 
 
+def test_output_function_clamps_or_squashes_the_same_rgb():
+    """output=clamp returns the linear output clamped to [-1, 1], with no gradient where it was
+    beyond; tanh squashes it; an unknown name is refused by name."""
+    torch.manual_seed(0)
+    base = Generator(generator_preset("tiny", 32, arch="conv"))
+    with torch.no_grad():  # a last to-RGB large enough that part of the image is beyond [-1, 1]
+        for p in base.stages[-1].to_rgb.parameters():
+            p.mul_(8.0)
+    z = torch.randn(4, base.z_dim)
+    linear = base(z)
+    assert (linear.abs() > 1).float().mean() > 0.05
+    for output, expect in (("clamp", linear.clamp(-1, 1)), ("tanh", torch.tanh(linear))):
+        g = Generator(replace(base.config, output=output))
+        g.load_state_dict(base.state_dict())
+        zz = z.clone().requires_grad_(True)
+        out = g(zz)
+        assert torch.allclose(out, expect, atol=1e-6)
+        if output == "clamp":
+            grad = torch.autograd.grad(out.sum(), g.stages[-1].to_rgb.parameters(), retain_graph=True)
+            sel = (linear.abs() > 1).float()  # only the pixels inside [-1, 1] pull the weights
+            pixel = torch.autograd.grad((out * sel).sum(), g.stages[-1].to_rgb.parameters())
+            assert all(p.abs().max() == 0 for p in pixel) and any(p.abs().max() > 0 for p in grad)
+    with pytest.raises(ValueError, match="model.generator.output"):
+        Generator(replace(base.config, output="sigmoid"))
+
+
 _state = model_state
 
 

@@ -31,6 +31,9 @@ class GeneratorConfig:
     highres_block: str = "mbconv"  # block of the attention-free stages: mbconv | mlp (HiT: per-pixel MLP)
     cross_attn_mlp: bool = False  # an FFN after each stage's cross-attention (HiT)
     rgb_skip: str = "bilinear"  # bilinear: to-RGB also at the stage before the attention-free ones, bilinear up | hit: only at attention-free stages, nearest up
+    # what the last to-RGB sum goes through: linear (none: StyleGAN, HiT) | clamp (to [-1, 1]: D sees the
+    # range the saved images have, so flat white or black areas can be exact) | tanh (DCGAN, BigGAN)
+    output: str = "linear"
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -12,7 +12,8 @@
                                                                        highres_block: mbconv | mlp, HiT)
         skip-to-RGB at the attention-free stages and the stage before them, earlier RGB upsampled
         bilinearly and added (rgb_skip=bilinear); or only at the attention-free stages, nearest (hit)
-    -> (B, 3, R, R), in the [-1, 1] scale, not clamped (clamp only when saving images)
+    -> (B, 3, R, R), in the [-1, 1] scale; output=linear (default): not clamped (clamp only when
+       saving images); clamp: clamped to [-1, 1] (no gradient beyond); tanh
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ UPSAMPLERS = ("pixel_shuffle", "icnr", "bilinear")
 
 HIGHRES_BLOCKS = ("mbconv", "mlp")
 RGB_SKIPS = ("bilinear", "hit")
+OUTPUTS = ("linear", "clamp", "tanh")
 
 
 class PixelMLP(FeedForward):
@@ -208,6 +210,10 @@ class Generator(PretrainedMixin, nn.Module):
             if stage.to_rgb is not None:
                 out = stage.to_rgb(x)
                 rgb = out if rgb is None else out + F.interpolate(rgb, scale_factor=2.0, **up)
+        if self.config.output == "clamp":
+            return rgb.clamp(-1.0, 1.0)
+        if self.config.output == "tanh":
+            return torch.tanh(rgb)
         return rgb
 
 
@@ -223,3 +229,5 @@ def _check_hit_options(cfg: GeneratorConfig, n: int) -> None:
         raise ValueError(f"GeneratorConfig.highres_block: {cfg.highres_block!r}, expected one of {HIGHRES_BLOCKS}")
     if cfg.rgb_skip not in RGB_SKIPS:
         raise ValueError(f"GeneratorConfig.rgb_skip: {cfg.rgb_skip!r}, expected one of {RGB_SKIPS}")
+    if cfg.output not in OUTPUTS:
+        raise ValueError(f"model.generator.output: {cfg.output!r}, expected one of {OUTPUTS}")
