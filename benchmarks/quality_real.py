@@ -14,7 +14,7 @@ letters), plus ``model.generator.arch=conv`` / ``mbconv`` for the baselines
 (residual conv stages FiLM-modulated by the latent tokens; the MaxViT generator without
 self-attention). Recipe ablations on conv are run by name (``ARCHS``: ``conv_wided``, a 4x
 wider D; ``conv_wideg``, a 2x wider G; ``conv_lrdown``, learning rates falling to 0 over the
-last 32 kimg of a 64-kimg run).
+last 32 kimg of a 64-kimg run; the others are listed with ``ARCHS``).
 A longer budget continues the same run (``resume=auto train.kimg=K``: the
 recipe does not depend on the length, so the first 32 kimg of a 128-kimg run are the 32-kimg
 run). Runs live in benchmarks/out/real_runs/<dataset>-<arch>-s<seed>; checkpoints every 4 kimg
@@ -77,7 +77,9 @@ KINDS = list(ARCHS)  # the generator kinds compared by default
 # a 4x wider D (32 channels at 32 px, at most 128, where the recipe picks 8 and 64); both learning
 # rates falling linearly to 0 over the last 32 kimg (meant for a 64-kimg run: its first 32 kimg
 # are the conv run's, so it starts from that run's 32-kimg checkpoint, BRANCHES); a G twice as
-# wide (channels 128, 128, 64 instead of 64, 64, 32).
+# wide (channels 128, 128, 64 instead of 64, 64, 32); a D twice as wide (conv_d2x), 4x at 32 px only
+# (conv_d4x64), with no x-flips of the reals (conv_d2x_nf), with R1 4 (conv_d2x_r1hi); R1 0.25 from conv's
+# 32-kimg checkpoint (conv_r1lo); G's output clamped to [-1, 1] or through tanh (conv_clamp, conv_tanh).
 ARCHS |= {
     "conv_wided": [*ARCHS["conv"], "model.discriminator.channel_base=1024", "model.discriminator.channel_max=128"],
     "conv_lrdown": [*ARCHS["conv"], "optim.lr_rampdown_kimg=32"],
@@ -85,6 +87,10 @@ ARCHS |= {
     "conv_d2x": [*ARCHS["conv"], "model.discriminator.channel_base=512"],  # 16 at 32 px, 32 at 16, at most 64
     "conv_d4x64": [*ARCHS["conv"], "model.discriminator.channel_base=1024"],  # 32 at 32 px, at most 64
     "conv_r1lo": [*ARCHS["conv"], "loss.r1_gamma=0.25"],
+    "conv_clamp": [*ARCHS["conv"], "model.generator.output=clamp"],
+    "conv_tanh": [*ARCHS["conv"], "model.generator.output=tanh"],
+    "conv_d2x_nf": [*ARCHS["conv"], "model.discriminator.channel_base=512", "data.xflip=false"],
+    "conv_d2x_r1hi": [*ARCHS["conv"], "model.discriminator.channel_base=512", "loss.r1_gamma=4"],
 }
 BRANCHES = {"conv_lrdown": ("conv", 32), "conv_r1lo": ("conv", 32)}  # kind -> (the kind it continues, at kimg)
 RUN_KEYS = ["train.checkpoint_kimg=4", "train.keep_checkpoints=1000", "train.log_with=none"]
