@@ -57,6 +57,7 @@ GENERATOR_VALUES = dict(
     rgb_skip="hit",
     arch="mbconv",
     upsample="icnr",
+    output="clamp",
 )
 DISCRIMINATOR_VALUES = dict(
     channel_base=512, channel_max=64, mbstd_group=2, from_rgb_kernel=3, blur_position="between"
