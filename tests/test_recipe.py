@@ -32,7 +32,7 @@ def test_what_the_command_line_gives_is_kept():
     lines = apply_recipe(cfg, DataFacts(32, 1000, 0), 1, "cpu")
     assert (cfg.train.batch_size, cfg.loss.r1_gamma) == (8, 3)
     assert cfg.model.generator.channels == [32, 32, 16] and cfg.model.generator.window_sizes is None  # one unit
-    assert cfg.model.discriminator.channel_base == 256 and cfg.model.generator.upsample == "bilinear"  # still chosen
+    assert cfg.model.discriminator.channel_base == 512 and cfg.model.generator.upsample == "bilinear"  # still chosen
     assert cfg.optim.g_lr == 5e-4 and cfg.loss.class_weight == 0.0  # chosen: unconditional data
     assert cfg.loss.ada_target == 0.6 and cfg.loss.ada_kimg == 20  # 1,000 images: ADA
     assert "train.batch_size" in lines[1] and "train.batch_size=" not in lines[0]
@@ -43,9 +43,13 @@ def test_what_the_command_line_gives_is_kept():
 
 
 def test_rules_follow_resolution_size_classes_and_processes():
-    at64 = choose(DataFacts(64, 3800, 0), 1, "cpu")
+    at64 = choose(DataFacts(64, 60000, 0), 1, "cpu")
     assert at64["model.generator.channels"] == [64, 64, 32, 32] and at64["model.generator.window_sizes"] == [4, 4, 0, 0]
     assert at64["loss.r1_gamma"] == 4.0 and at64["model.discriminator.channel_base"] == 512  # res^2 / (64 batch); 8 at 64 px
+    few = choose(DataFacts(64, 3800, 0), 1, "cpu")  # fewer than 50,000 images on a CPU: R1 x4, D twice as wide
+    assert few["loss.r1_gamma"] == 16.0 and few["model.discriminator.channel_base"] == 1024
+    assert choose(DataFacts(32, 49999, 3), 1, "cpu")["loss.r1_gamma"] == 4.0
+    assert choose(DataFacts(32, 3800, 0), 1, "cuda")["loss.r1_gamma"] == round(32 * 32 / (64 * 32), 6)  # GPUs: not measured
     assert choose(DataFacts(32, 3800, 0), 3, "cpu")["train.batch_size"] == 18  # a multiple of the processes
     big = choose(DataFacts(32, 60000, 10), 1, "cpu")
     assert big["loss.ada_target"] == 0 and big["loss.class_weight"] == 1.0 and big["train.ema_half_life_kimg"] == 2.0
