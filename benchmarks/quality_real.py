@@ -75,7 +75,9 @@ DATA_KEYS = {"glyphs": ["data.xflip=false"], "stamps": [], "icons": []}
 # at 32 px); the recipe now picks a D twice as wide and R1 4.0 for these datasets (fewer than 50,000
 # images, on a CPU), so those two values are pinned here to keep every row reproducible; the
 # recipe's current pick is the ``*_d2x_r1hi`` rows.
-BEFORE = ["model.discriminator.channel_base=256", "loss.r1_gamma=1"]
+D_BEFORE, R1_BEFORE = "model.discriminator.channel_base=256", "loss.r1_gamma=1"
+BEFORE = [D_BEFORE, R1_BEFORE]
+NOW = ["model.discriminator.channel_base=512", "loss.r1_gamma=4"]  # the recipe's pick for them today
 CONV, MBCONV = ["model.generator.arch=conv"], ["model.generator.arch=mbconv"]
 ARCHS = {"maxvit": BEFORE, "conv": [*CONV, *BEFORE], "mbconv": [*MBCONV, *BEFORE]}
 KINDS = list(ARCHS)  # the generator kinds compared by default
@@ -86,20 +88,18 @@ KINDS = list(ARCHS)  # the generator kinds compared by default
 # wide (channels 128, 128, 64 instead of 64, 64, 32); a D twice as wide (conv_d2x), 4x at 32 px only
 # (conv_d4x64), with no x-flips of the reals (conv_d2x_nf), with R1 4 (conv_d2x_r1hi); R1 0.25 from conv's
 # 32-kimg checkpoint (conv_r1lo); G's output clamped to [-1, 1] or through tanh (conv_clamp, conv_tanh).
-R1_1 = ["loss.r1_gamma=1"]
 ARCHS |= {
-    "conv_wided": [*CONV, *R1_1, "model.discriminator.channel_base=1024", "model.discriminator.channel_max=128"],
+    "conv_wided": [*CONV, R1_BEFORE, "model.discriminator.channel_base=1024", "model.discriminator.channel_max=128"],
     "conv_lrdown": [*ARCHS["conv"], "optim.lr_rampdown_kimg=32"],
     "conv_wideg": [*ARCHS["conv"], "model.generator.channels=[128,128,64]"],  # 2.3M parameters, not 0.9M
-    "conv_d2x": [*CONV, *R1_1, "model.discriminator.channel_base=512"],  # 16 at 32 px, 32 at 16, at most 64
-    "conv_d4x64": [*CONV, *R1_1, "model.discriminator.channel_base=1024"],  # 32 at 32 px, at most 64
-    "conv_r1lo": [*CONV, "model.discriminator.channel_base=256", "loss.r1_gamma=0.25"],
+    "conv_d2x": [*CONV, R1_BEFORE, "model.discriminator.channel_base=512"],  # 16 at 32 px, 32 at 16, at most 64
+    "conv_d4x64": [*CONV, R1_BEFORE, "model.discriminator.channel_base=1024"],  # 32 at 32 px, at most 64
+    "conv_r1lo": [*CONV, D_BEFORE, "loss.r1_gamma=0.25"],
     "conv_clamp": [*ARCHS["conv"], "model.generator.output=clamp"],
     "conv_tanh": [*ARCHS["conv"], "model.generator.output=tanh"],
-    "conv_d2x_nf": [*CONV, *R1_1, "model.discriminator.channel_base=512", "data.xflip=false"],
-    # the recipe's pick since 2026-12-04 (D twice as wide, R1 4x), spelled out
-    "conv_d2x_r1hi": [*CONV, "model.discriminator.channel_base=512", "loss.r1_gamma=4"],
-    "maxvit_d2x_r1hi": ["model.discriminator.channel_base=512", "loss.r1_gamma=4"],
+    "conv_d2x_nf": [*CONV, R1_BEFORE, "model.discriminator.channel_base=512", "data.xflip=false"],
+    "conv_d2x_r1hi": [*CONV, *NOW],  # spelled out, so the rows do not move if the recipe does
+    "maxvit_d2x_r1hi": NOW,
 }
 BRANCHES = {"conv_lrdown": ("conv", 32), "conv_r1lo": ("conv", 32)}  # kind -> (the kind it continues, at kimg)
 RUN_KEYS = ["train.checkpoint_kimg=4", "train.keep_checkpoints=1000", "train.log_with=none"]
