@@ -33,7 +33,8 @@ stops a section that overruns its share (SIGALRM).
 
 Output: benchmarks/out/gpu.json and gpu.md (git-ignored), ``--json PATH`` elsewhere;
 ``--write`` (GPU runs only) also writes benchmarks/results/gpu.json and the GPU block of
-benchmarks/RESULTS.md. Exit status: 0 when every check passed and no section failed, 1 when
+benchmarks/RESULTS.md; ``--record GPU_JSON`` does that here, from a gpu.json brought back from a
+GPU machine. Exit status: 0 when every check passed and no section failed, 1 when
 a check or a section failed, 2 for a bad command line (e.g. --device cuda without CUDA).
 """
 
@@ -263,6 +264,9 @@ def bf16_peak_tflops(name: str) -> float | None:
 # --------------------------------------------------------------------------- the run: sections, checks, budget
 
 
+UNFINISHED = "did not finish: the process was stopped (a hard timeout or a kill) while this section ran"
+
+
 class Run:
     def __init__(self, plan: Plan, json_path: Path, command: str):
         self.plan, self.dev = plan, plan.device
@@ -320,6 +324,9 @@ class Run:
             print(f"[{name}] skipped: {rec['note']}", flush=True)
         else:
             print(f"[{name}] ...", flush=True)
+            # on disk while it runs: a run killed here (a hard timeout, a lease ending) says where it stopped
+            self.results["sections"][name] = {**rec, "status": "unfinished", "note": UNFINISHED}
+            self.save()
             t = time.perf_counter()
             try:
                 # a section may overrun its estimate, but not the budget (plus a few seconds to save)
@@ -1080,6 +1087,7 @@ def summary(results: dict) -> dict:
         "sections_ok": sum(s.get("status") == "ok" for s in secs.values()),
         "sections_failed": [k for k, s in secs.items() if s.get("status") == "failed"],
         "sections_skipped": [k for k, s in secs.items() if s.get("status") in ("skipped", "stopped")],
+        "sections_unfinished": [k for k, s in secs.items() if s.get("status") == "unfinished"],
         "checks_passed": sum(c["passed"] is True for c in checks),
         "checks_failed": failed_checks,
         "checks_not_applicable": sum(c["passed"] is None for c in checks),
@@ -1138,7 +1146,9 @@ def render_markdown(results: dict) -> str:
                  + ("" if goal["h100_class_device"] else " (this device is not H100-class)"))
     L.append(f"- Checks: {summ.get('checks_passed', 0)} passed, {len(summ.get('checks_failed', []))} failed, "
              f"{summ.get('checks_not_applicable', 0)} not applicable; sections failed: "
-             f"{', '.join(summ.get('sections_failed', [])) or 'none'}; skipped: {', '.join(summ.get('sections_skipped', [])) or 'none'}")
+             f"{', '.join(summ.get('sections_failed', [])) or 'none'}; skipped: {', '.join(summ.get('sections_skipped', [])) or 'none'}"
+             + (f"; **unfinished** (the process was stopped in it): {', '.join(summ['sections_unfinished'])}"
+                if summ.get("sections_unfinished") else ""))
     L += ["", "### Sections", "", "| section | status | s | note |", "|---|---|---|---|"]
     for k, s in secs.items():
         note = s.get("error") or s.get("note") or ""
@@ -1196,6 +1206,24 @@ def write_results_block(md: str, path: Path = RESULTS_MD) -> None:
 # --------------------------------------------------------------------------- main
 
 
+def record(json_path: Path, results_dir: Path = RESULTS_DIR, results_md: Path = RESULTS_MD) -> str:
+    """Record a GPU machine's gpu.json here: results/gpu.json and RESULTS.md's GPU block (as --write
+    does on the GPU machine itself). ValueError for CPU and --tiny runs. Returns the block's markdown."""
+    try:
+        results = json.loads(Path(json_path).read_text())
+        device, tiny = results["device"], results["tiny"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"not a gpu.py result JSON ({first_line(e)})") from None
+    if tiny or not str(device).startswith("cuda"):
+        raise ValueError(f"a {'--tiny ' if tiny else ''}run on {device}; --record takes GPU runs only")
+    results["summary"] = summary(results)  # older JSONs: the summary as this version reads it
+    md = render_markdown(results)
+    write_results_block(md, results_md)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    (results_dir / "gpu.json").write_text(json.dumps(results, indent=1))
+    return md
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cuda", choices=("cuda", "cpu"),
@@ -1210,6 +1238,8 @@ def main(argv=None) -> int:
                     "speed_train,fid,speed_compile (env always runs)")  # fmt: skip
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: 1 on --device cpu)")
     ap.add_argument("--json", default=str(OUT_DIR / "gpu.json"), help="result JSON (a .md copy is written next to it)")
+    ap.add_argument("--record", default=None, metavar="GPU_JSON",
+                    help="no run: record a gpu.json brought back from a GPU machine (results/gpu.json, RESULTS.md block)")
     ap.add_argument("--write", action="store_true",
                     help="also write benchmarks/results/gpu.json and the GPU block of benchmarks/RESULTS.md (GPU runs only)")
     args = ap.parse_args(argv)
@@ -1218,6 +1248,13 @@ def main(argv=None) -> int:
         print(f"gpu.py: {msg}", file=sys.stderr)
         return 2
 
+    if args.record:
+        try:
+            record(Path(args.record))
+        except ValueError as e:
+            return refuse(f"--record {args.record}: {e}")
+        print(f"recorded {args.record} in {RESULTS_DIR / 'gpu.json'} and the GPU block of {RESULTS_MD}")
+        return 0
     if args.device == "cuda" and not torch.cuda.is_available():
         return refuse(f"--device {args.device} but CUDA is not available (torch {torch.__version__}, CUDA build "
                       f"{torch.version.cuda}); run 'python benchmarks/gpu.py --device cpu --tiny' for the CPU check")  # fmt: skip

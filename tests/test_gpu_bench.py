@@ -113,3 +113,66 @@ def test_bf16_peak_table_matches_device_names():
     }
     assert {n: gpu.bf16_peak_tflops(n) for n in names} == names
     assert gpu.H100_CLASS.search("NVIDIA H200") and not gpu.H100_CLASS.search("NVIDIA A100-SXM4-80GB")
+
+
+def _gpu_module():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import gpu
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    return gpu
+
+
+def test_a_section_reads_unfinished_on_disk_while_it_runs(tmp_path):
+    """A run killed inside a section (a hard timeout, a lease ending) leaves a JSON that names it."""
+    import types
+
+    gpu = _gpu_module()
+    args = types.SimpleNamespace(device="cpu", tiny=True, presets=None, resolution=None, micro_batch=None,
+                                 budget_s=60, compile_backend=None)  # fmt: skip
+    run = gpu.Run(gpu.make_plan(args), tmp_path / "gpu.json", "test")
+    seen = {}
+
+    def section(r):
+        seen.update(json.loads(r.json_path.read_text()))
+        return {"value": 1}
+
+    run.section("probe", section, 0)
+    assert seen["sections"]["probe"]["status"] == "unfinished"
+    assert seen["summary"]["sections_unfinished"] == ["probe"]
+    assert "**unfinished**" in gpu.render_markdown(seen)
+    done = json.loads(run.json_path.read_text())
+    assert done["sections"]["probe"]["status"] == "ok" and done["sections"]["probe"]["value"] == 1
+    assert done["summary"]["sections_unfinished"] == []
+
+
+def test_record_writes_a_gpu_json_and_its_block_and_refuses_cpu_runs(tmp_path):
+    gpu = _gpu_module()
+    results = {"command": "python benchmarks/gpu.py", "device": "cuda", "tiny": False, "presets": ["b"], "resolution": 128,
+               "micro_batch": 32, "budget_s": 450.0, "machine": {"date": "2026-12-04"}, "checks": [],
+               "sections": {"env": {"status": "ok", "device_name": "NVIDIA H200", "torch": "2.11.0", "cuda_build": "13.0",
+                                    "measured_bf16_matmul_tflops": 715.3, "peak_bf16_tflops_datasheet": 989.4},
+                            "speed_compile:b": {"status": "unfinished", "note": gpu.UNFINISHED}}}  # fmt: skip
+    src = tmp_path / "device" / "gpu.json"
+    src.parent.mkdir()
+    src.write_text(json.dumps(results))
+    md_path = tmp_path / "RESULTS.md"
+    md_path.write_text(f"before\n{gpu.GPU_BLOCK_BEGIN}\nold block\n{gpu.GPU_BLOCK_END}\nafter\n")
+
+    gpu.record(src, tmp_path / "results", md_path)
+    text = md_path.read_text()
+    assert text.startswith("before\n") and text.endswith(f"{gpu.GPU_BLOCK_END}\nafter\n") and "old block" not in text
+    assert "NVIDIA H200" in text and "715.3 TFLOP/s" in text and "speed_compile:b" in text and "**unfinished**" in text
+    kept = json.loads((tmp_path / "results" / "gpu.json").read_text())
+    assert kept["sections"] == results["sections"] and kept["summary"]["sections_unfinished"] == ["speed_compile:b"]
+
+    cpu = tmp_path / "cpu.json"
+    cpu.write_text(json.dumps({**results, "device": "cpu", "tiny": True}))
+    for bad, needle in ((cpu, "--record takes GPU runs only"), (tmp_path / "missing.json", "not a gpu.py result JSON")):
+        with pytest.raises(ValueError, match=needle):
+            gpu.record(bad, tmp_path / "results2", md_path)
+    assert not (tmp_path / "results2").exists() and md_path.read_text() == text
+    p = _run(["--record", str(cpu)], cwd=tmp_path, timeout=120)  # the command line: one line, exit 2
+    lines = [ln for ln in (p.stdout + p.stderr).splitlines() if ln.strip()]
+    assert p.returncode == 2 and len(lines) == 1 and "--record takes GPU runs only" in lines[0], lines
