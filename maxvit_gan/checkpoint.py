@@ -5,7 +5,7 @@ resume from, the check that it fits the configured models, load, prune.
 
     <run>/checkpoints/step-<step>/          accelerator.save_state (G, D, optimizers, RNG) + the two files below
                       step-<step>/ema.safetensors     the EMA generator's weights
-                      step-<step>/train_state.json    step, nimg, epoch, position, best FID, ADA p, model settings,
+                      step-<step>/train_state.json    step, nimg, epoch, position, best score, ADA p, model settings,
                                                       size + sha256 of every other file, a checksum of itself
     <run>/checkpoints/.tmp-step-<step>/     a checkpoint being written (removed at the next start)
     <run>/checkpoints/.old-step-<step>/     the previous copy while a step is saved again

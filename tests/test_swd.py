@@ -305,3 +305,23 @@ def test_swd_is_tracked_during_training_without_any_download(tmp_path):
     scored = [r for r in rows if "swd" in r]
     assert [r["step"] for r in scored] == [2, 4] and all(r["swd"] > r["swd_floor"] > 0 for r in scored)
     assert scored[0]["swd_floor"] == scored[1]["swd_floor"] and "swd_floor" in (tmp_path / "train.log").read_text()
+
+
+def test_without_fid_the_best_swd_checkpoint_is_kept(tmp_path):
+    """FID off (no weights needed): SWD picks the best checkpoint, which survives pruning like the best-FID one."""
+    import json
+
+    from train_utils import fresh_trainer, run_config
+
+    t = fresh_trainer(run_config(tmp_path, "train.kimg=0.064", "metrics.swd.every_kimg=0.016", "metrics.swd.num_samples=32",
+                                 "metrics.fid.every_kimg=0", "train.checkpoint_kimg=0.016", "train.keep_checkpoints=1"))  # fmt: skip
+    t.train()
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    scored = {r["step"]: r["swd"] for r in rows if "swd" in r}
+    assert len(scored) == 4
+    best_step = min(scored, key=scored.get)
+    checkpoints = sorted(p.name for p in (tmp_path / "checkpoints").glob("step-*"))
+    state = json.loads((tmp_path / "checkpoints" / checkpoints[-1] / "train_state.json").read_text())
+    assert (state["best_key"], state["best_step"], state["best_fid"]) == ("swd", best_step, scored[best_step])
+    assert checkpoints == sorted({f"step-{best_step:09d}", f"step-{max(scored):09d}"})  # the newest and the best
+    assert "(best swd so far: this checkpoint is kept)" in (tmp_path / "train.log").read_text()

@@ -47,6 +47,14 @@ class Scorer:
         self.reference = None
         self.key = fid_key(cfg.fid.num_samples)
 
+    @property
+    def best_key(self) -> str | None:
+        """The score that picks the best checkpoint: FID when it is tracked (and its weights are
+        there), else SWD when that is tracked (no download), else none."""
+        if self.enabled:
+            return self.key
+        return "swd" if self.swd_metric is not None else None
+
     def prepare(self) -> None:
         """Before step 0 (collective): everything the first evaluation needs, so that a missing
         reference file, an unwritable cache or missing Inception weights show at the start, not

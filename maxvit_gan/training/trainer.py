@@ -139,7 +139,10 @@ class Trainer:
 
         self.batch_per_rank = t.batch_size // self.world
         self.micro = self.batch_per_rank // t.grad_accum
-        self.state = dict(step=0, nimg=0, epoch=0, epoch_pos=0, best_fid=None, best_step=None, skipped_steps=0)
+        # best_fid holds the best score of best_key (the FID key, or "swd" when FID is not tracked);
+        # a checkpoint without best_key (older runs) tracked FID only
+        self.state = dict(step=0, nimg=0, epoch=0, epoch_pos=0, best_fid=None, best_step=None, best_key=None,
+                          skipped_steps=0)  # fmt: skip
         self.guard = LossGuard(t.nan_policy, t.max_skipped_steps, acc, self.run.checkpoints_dir)
         self.blowup = BlowUpGuard(t.divergence_bound)
         self.stop = StopSignal()
@@ -451,8 +454,8 @@ class Trainer:
                 f"train.cpu_threads={n} fixes it)")  # fmt: skip
 
     def _score(self, logger: RunLogger, fid: bool, swd: bool) -> bool:
-        """The scores that are due, of the EMA generator (collective); logs them; True when the FID
-        is a new best (the best-FID checkpoint is kept)."""
+        """The scores that are due, of the EMA generator (collective); logs them; True when the score
+        that picks checkpoints (FID, else SWD: Scorer.best_key) is a new best (that checkpoint is kept)."""
         result = {}
         if fid and self.scorer.enabled:
             result.update(self.scorer(self.ema.module) or {})
@@ -460,16 +463,19 @@ class Trainer:
             result.update(self.scorer.swd(self.ema.module) or {})
         if not result:
             return False
+        key = self.scorer.best_key
+        value = result.get(key) if key else None
+        best = self.state["best_fid"]
+        if best is not None and (self.state["best_key"] or self.scorer.key) != key:
+            best = None  # the run picked by another score before (metrics changed on resume): start again
+        new_best = value is not None and (best is None or value < best)
+        if new_best:
+            self.state.update(best_fid=value, best_step=self.state["step"], best_key=key)
         kimg = self.state["nimg"] / 1000
-        logger.line(f"kimg {kimg:8.3f}  " + "  ".join(f"{k} {v:.4f}" for k, v in result.items()))
+        logger.line(f"kimg {kimg:8.3f}  " + "  ".join(f"{k} {v:.4f}" for k, v in result.items())
+                    + (f"  (best {key} so far: this checkpoint is kept)" if new_best else ""))  # fmt: skip
         logger.record({"kimg": kimg, "step": self.state["step"], **result}, self.state["step"])
-        value, best = result.get(self.scorer.key), self.state["best_fid"]
-        if value is None:
-            return False
-        if best is None or value < best:
-            self.state["best_fid"], self.state["best_step"] = value, self.state["step"]
-            return True
-        return False
+        return new_best
 
     def _log_tick(self, logger: RunLogger, tick: _Tick, total_nimg: int) -> dict:
         """The tick's line and metrics.jsonl row: mean statistics over ranks, speed, memory, ETA."""
