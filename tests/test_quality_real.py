@@ -97,3 +97,29 @@ def test_grid_of_a_budget_is_the_newest_at_or_before_it(qr):
     out = qr.OUT / "g.png"
     qr.grids([run.name], out, "icons", 32)
     assert Image.open(out).getpixel((4, 30)) == (32, 32, 32)  # the 32-kimg tile, under its label
+
+
+@pytest.mark.slow
+def test_best_checkpoint_picks_on_the_tracked_draw_and_scores_on_others(qr, tmp_path):
+    """benchmarks/best_checkpoint.py: the pick is the lowest tracked SWD; pick and last are scored on other draws."""
+    spec = importlib.util.spec_from_file_location("best_checkpoint_under_test", ROOT / "benchmarks" / "best_checkpoint.py")
+    bc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bc)
+    run = qr.run_dir("icons", "conv", 0)
+    over = qr.run_overrides("icons", "conv", 0, 0.048, 1)[2:]
+    cfg = run_config(run, "data=zip", f"data.path={qr.zip_path('icons')}",
+                     *[o for o in over if not o.startswith(("train.kimg", "train.checkpoint_kimg"))],
+                     "train.kimg=0.048", "train.checkpoint_kimg=0.016")  # fmt: skip
+    fresh_trainer(cfg).train()
+    reals = qr.ZipDataset(str(qr.zip_path("icons")), resolution=None)
+    cache, saved = {}, []
+    entry = bc.pick_and_score(run, reals, 0.048, 0.016, 2, cache, track_samples=16, save=saved.append)
+    assert list(entry["tracked"]) == ["0.016", "0.032", "0.048"] and len(cache) == 3 and saved
+    assert entry["tracked"][f"{entry['best_kimg']:g}"] == min(entry["tracked"].values())
+    assert len(entry["best_draws"]) == len(entry["last_draws"]) == 2
+    assert entry["best"] == pytest.approx(sum(entry["best_draws"]) / 2) and all(v > 0 for v in entry["last_draws"])
+    assert entry["last_draws"][0] != entry["last_draws"][1]  # two draws, two numbers
+    again = bc.pick_and_score(run, reals, 0.048, 0.016, 2, cache, track_samples=16, save=saved.append)
+    assert again == entry and len(saved) == 3  # tracked values from the cache; the draws repeat exactly
+    with pytest.raises(SystemExit, match="no checkpoint at 0.064 kimg"):
+        bc.pick_and_score(run, reals, 0.064, 0.016, 2, cache, track_samples=16)
