@@ -151,7 +151,7 @@ class SampleConfig:
     """``maxvit-gan sample``: seeds -> image grid, per-seed PNGs or interpolation strips."""
 
     run: str | None = None  # run dir (generator_ema.safetensors), save_pretrained dir or .safetensors
-    checkpoint: str | None = None  # checkpoints/step-N dir (its ema.safetensors), .safetensors, or latest
+    checkpoint: str | None = None  # checkpoints/step-N dir (its ema.safetensors), .safetensors, latest or best
     seeds: Any = "0-63"  # 0-63 | 0,5,7 | [0,5,7] | 0-3,10 : seed i's latent depends on i only
     truncation: float | None = None  # psi; None = no truncation; 0 = the average image (per class)
     truncation_mode: str = "mean"  # mean: shrink z towards its mean (works here) | truncnorm: redraw |z_i| > psi (HiT)
@@ -196,7 +196,7 @@ class EvaluateConfig:
     """``maxvit-gan evaluate``: FID (+ KID, IS, precision/recall) and/or SWD of a generator or of a folder of images."""
 
     run: str | None = None  # the generator: run dir, save_pretrained/export folder, .safetensors file or Hub id user/name
-    checkpoint: str | None = None  # with run=: latest | checkpoints/step-N | a .safetensors file (that checkpoint's EMA)
+    checkpoint: str | None = None  # with run=: latest | best | checkpoints/step-N | a .safetensors file (that checkpoint's EMA)
     fake: str | None = None  # instead of a generator: a folder or .zip of images to score against ref
     ref: str = "dataset"  # dataset (the run's training data) | a folder or .zip | PATH.npz (ADM / clean-fid / write_ref) | imagenet64|128|256
     num_samples: int | None = None  # generated images, None = 50000 (FID50k, the paper protocol); fake=: a fixed random subset, None = all
@@ -214,7 +214,7 @@ class ExportConfig:
     """``maxvit-gan export``: a generator -> a shareable folder (weights, config, model card); optionally pushed to the Hub."""
 
     run: str | None = None  # a training run directory (or an export folder, .safetensors file, Hub id)
-    checkpoint: str | None = None  # latest | checkpoints/step-N | a .safetensors file (that checkpoint's EMA)
+    checkpoint: str | None = None  # latest | best | checkpoints/step-N | a .safetensors file (that checkpoint's EMA)
     out: str | None = None  # the folder to write; None = <run>/export (a temporary folder for a push of a non-run)
     push_to_hub: str | None = None  # USER/NAME: upload the folder as a Hugging Face Hub model repo (needs huggingface_hub)
     private: bool = False  # a new Hub repo is private

@@ -143,7 +143,8 @@ def load_generator(
     ``source``: a training run directory (its ``generator_ema.safetensors``), a
     ``save_pretrained`` folder, a self-describing ``.safetensors`` file, or a Hugging Face Hub
     repo id ``user/name`` (``Generator.from_pretrained``; ``hub_kwargs`` such as ``revision``
-    go to the download). ``checkpoint``: the EMA weights of a checkpoint instead: ``latest``, a
+    go to the download). ``checkpoint``: the EMA weights of a checkpoint instead: ``latest``,
+    ``best`` (the best tracked FID, else SWD), a
     ``checkpoints/step-N`` directory (absolute, or relative to the run), or a ``.safetensors``
     file; a weights-only file takes its architecture from the run's generator.
     ``G.metadata`` holds the step, kimg and class names when they are known.
@@ -178,6 +179,8 @@ def load_generator(
 
     if str(checkpoint) == "latest":
         return _load_latest(run_path, source, device)
+    if str(checkpoint) == "best":
+        return _load_checkpoint(_best_checkpoint(run_path), "best", run_path, source, device)
     return _load_checkpoint(_resolve_checkpoint(str(checkpoint), run_path), checkpoint, run_path, source, device)
 
 
@@ -256,6 +259,31 @@ def _load_latest(run_path: Path | None, source, device, rounds: int = 3) -> Gene
     name, err = next(iter(failed.items()))  # the newest: its error, with its type
     more = f" (nor the {len(failed) - 1} older)" if len(failed) > 1 else ""
     raise type(err)(f"checkpoint=latest: {name} cannot be read{more}: {err}") from None
+
+
+def _best_checkpoint(run_path: Path | None) -> Path:
+    """``checkpoint=best``: the checkpoint of the best tracked score (FID, else SWD) that the newest
+    readable train state names; the trainer keeps it through pruning."""
+    if run_path is None or run_path.is_file():
+        raise ValueError("checkpoint: 'best' needs run=<run directory>")
+    root = RunDir(run_path).checkpoints_dir
+    for path in reversed(ckpt_files.list_checkpoints(root)):
+        try:
+            state = read_train_state(path)
+        except (OSError, ValueError):  # pruned or damaged meanwhile: an older one names the best too
+            continue
+        step = state.get("best_step")
+        if step is None:
+            raise ValueError(
+                f"checkpoint=best: {run_path} has tracked no score (metrics.fid.every_kimg or "
+                "metrics.swd.every_kimg), so no checkpoint is the best; use checkpoint=latest"
+            )
+        best = root / ckpt_files.checkpoint_name(int(step))
+        if not best.is_dir():
+            raise FileNotFoundError(f"checkpoint=best: {best} (named the best by {path.name}) is gone")
+        _verify_ema(best)
+        return best
+    raise FileNotFoundError(f"checkpoint: no {CHECKPOINTS_DIR}/step-* in {run_path}")
 
 
 def _resolve_checkpoint(checkpoint: str, run_path: Path | None) -> Path:

@@ -353,3 +353,10 @@ def test_latest_skips_a_newest_checkpoint_with_a_damaged_ema_file(run):
     with pytest.warns(UserWarning, match=rf"checkpoint=latest: skipping {step4.name}: .*ema\.safetensors"):
         G = load_generator(run, "latest")
     assert G.metadata["step"] == 2
+
+
+def test_best_without_a_tracked_score_says_so_in_one_line(run):
+    with pytest.raises(ValueError, match=r"checkpoint=best: .* has tracked no score .*use checkpoint=latest"):
+        load_generator(run, "best")
+    with pytest.raises(ValueError, match="'best' needs run=<run directory>"):
+        load_generator(None, "best")

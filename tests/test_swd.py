@@ -325,3 +325,8 @@ def test_without_fid_the_best_swd_checkpoint_is_kept(tmp_path):
     assert (state["best_key"], state["best_step"], state["best_fid"]) == ("swd", best_step, scored[best_step])
     assert checkpoints == sorted({f"step-{best_step:09d}", f"step-{max(scored):09d}"})  # the newest and the best
     assert "(best swd so far: this checkpoint is kept)" in (tmp_path / "train.log").read_text()
+    from maxvit_gan.loading import load_generator
+
+    best, direct = load_generator(tmp_path, checkpoint="best"), load_generator(tmp_path, checkpoint=f"checkpoints/step-{best_step:09d}")
+    assert best.metadata["step"] == best_step
+    assert all(torch.equal(v, direct.state_dict()[k]) for k, v in best.state_dict().items())
