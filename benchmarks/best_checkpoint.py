@@ -34,6 +34,7 @@ from maxvit_gan.checkpoint import EMA_FILE, list_checkpoints, read_train_state  
 from maxvit_gan.files import atomic_path  # noqa: E402
 from maxvit_gan.loading import load_generator  # noqa: E402
 from maxvit_gan.metrics.swd import GeneratorSWD  # noqa: E402
+from maxvit_gan.rundir import RunDir  # noqa: E402
 from maxvit_gan.sampling.parse import parse_seeds  # noqa: E402
 
 RESULT_FILE = qr.RESULTS / "quality_real_best.json"
@@ -49,7 +50,7 @@ def ratio(metric: GeneratorSWD, run: Path, ckpt: Path) -> float:
 
 def run_checkpoints(run: Path, from_kimg: float, kimg: float) -> dict[str, Path]:
     """``{kimg: checkpoint}`` of a run from ``from_kimg`` to ``kimg``; the last must be at ``kimg``."""
-    found = {read_train_state(c)["nimg"] / 1000: c for c in list_checkpoints(run / "checkpoints")}
+    found = {read_train_state(c)["nimg"] / 1000: c for c in list_checkpoints(RunDir(run).checkpoints_dir)}
     picked = {f"{k:g}": c for k, c in sorted(found.items()) if from_kimg - 1e-9 <= k <= kimg + 1e-9}
     if not picked or abs(max(map(float, picked)) - kimg) > 1e-6:
         raise SystemExit(f"best_checkpoint.py: {run} has no checkpoint at {kimg:g} kimg: train it first "
