@@ -100,6 +100,7 @@ ARCHS |= {
     "conv_d2x_nf": [*CONV, R1_BEFORE, "model.discriminator.channel_base=512", "data.xflip=false"],
     "conv_d2x_r1hi": [*CONV, *NOW],  # spelled out, so the rows do not move if the recipe does
     "maxvit_d2x_r1hi": NOW,
+    "mbconv_d2x_r1hi": [*MBCONV, *NOW],
 }
 BRANCHES = {"conv_lrdown": ("conv", 32), "conv_r1lo": ("conv", 32)}  # kind -> (the kind it continues, at kimg)
 RUN_KEYS = ["train.checkpoint_kimg=4", "train.keep_checkpoints=1000", "train.log_with=none"]
