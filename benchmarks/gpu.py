@@ -27,7 +27,8 @@ Correctness first, then speed. Sections, in the order they run:
                  (+ channels_last)
 
 Every section catches its own failure and is reported in the table; the JSON (and a markdown
-copy) is rewritten after every section, so a killed run keeps what it measured. A time budget
+copy) is rewritten before and after every section, so a killed run keeps what it measured and
+names the section it was stopped in (status "unfinished"). A time budget
 (--budget-s, default 450 s on a GPU) skips the sections that no longer fit, with a note, and
 stops a section that overruns its share (SIGALRM).
 
