@@ -16,7 +16,7 @@ self-attention). Recipe ablations on conv are run by name (``ARCHS``: ``conv_wid
 wider D; ``conv_wideg``, a 2x wider G; ``conv_lrdown``, learning rates falling to 0 over the
 last 32 kimg of a 64-kimg run; the others are listed with ``ARCHS``). The stamps at 64 px are
 run by name, with the recipe's own pick for that resolution: ``--datasets stamps64 --archs
-maxvit_auto,conv_auto``.
+maxvit_auto,conv_auto,mbconv_auto``.
 A longer budget continues the same run (``resume=auto train.kimg=K``: the
 recipe does not depend on the length, so the first 32 kimg of a 128-kimg run are the 32-kimg
 run). Runs live in benchmarks/out/real_runs/<dataset>-<arch>-s<seed>; checkpoints every 4 kimg
@@ -109,6 +109,7 @@ ARCHS |= {
     # 16 channels at 64 px, at most 64, and R1 res^2 / (16 * batch) = 16): for other resolutions
     "maxvit_auto": [],
     "conv_auto": [*CONV],
+    "mbconv_auto": [*MBCONV],
 }
 BRANCHES = {"conv_lrdown": ("conv", 32), "conv_r1lo": ("conv", 32)}  # kind -> (the kind it continues, at kimg)
 RUN_KEYS = ["train.checkpoint_kimg=4", "train.keep_checkpoints=1000", "train.log_with=none"]
@@ -392,6 +393,9 @@ def main(argv=None) -> None:
     ap.add_argument("--speed", action="store_true", help="measure training img/s side by side (quiet machine) and stop")
     args = ap.parse_args(argv)
     datasets, archs = args.datasets.split(","), args.archs.split(",")
+    for given, known, what in ((datasets, DATASETS_BY_NAME, "--datasets"), (archs, ARCHS, "--archs")):
+        if unknown := [x for x in given if x not in known]:
+            raise SystemExit(f"{what}: unknown {', '.join(unknown)} (known: {', '.join(known)})")
     seeds = parse_seeds(args.seeds)
     OUT.mkdir(parents=True, exist_ok=True)
     if args.speed:
